@@ -1,0 +1,240 @@
+"""Typed configuration: dataclasses with a docstring per field, YAML in and out.
+
+The docstring under each field is the single source of the CLI help text and of
+the JSON schema that Snakemake validates dataset configs against
+(``lab4d schema`` regenerates ``workflow/schemas/config.schema.yaml``).
+Field names follow lab4d's flags where lab4d has one.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from lab4d_core.errors import Lab4dError
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under dataclass fields (attribute docstrings), by field name."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body
+        for node, following in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list[{_type_name(typing.get_args(tp)[0])}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (recursing into dataclasses)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise Lab4dError(f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except Lab4dError as error:
+                errors.append(str(error))
+        raise Lab4dError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not {_type_name(tp)}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise Lab4dError(f"{where}: {value!r} is not one of {', '.join(repr(a) for a in typing.get_args(tp))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise Lab4dError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{where}[{k}]") for k, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise Lab4dError(f"{where}: expected true or false, got {value!r}")
+    if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool) and tp is not bool):
+        raise Lab4dError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict, where: str = "config"):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are errors naming them."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise Lab4dError(f"{where}: unknown key {', '.join(repr(u) for u in unknown)}; valid keys are {', '.join(sorted(names))}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise Lab4dError(f"{where}: {error}") from None
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def load_yaml(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise Lab4dError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise Lab4dError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise Lab4dError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def json_schema(cls: type) -> dict:
+    """JSON schema (draft 2020-12 subset) of a dataclass: types, enums, defaults, descriptions."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    properties = {}
+    required = []
+    for f in dataclasses.fields(cls):
+        prop = _schema_of(hints[f.name])
+        if f.name in docs:
+            prop["description"] = docs[f.name]
+        if f.default is not dataclasses.MISSING and not dataclasses.is_dataclass(f.default):
+            prop["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+            if not dataclasses.is_dataclass(default):
+                prop["default"] = default
+        else:
+            required.append(f.name)
+        properties[f.name] = prop
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if cls.__doc__:
+        schema["description"] = " ".join(cls.__doc__.split())
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _schema_of(tp: Any) -> dict:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return json_schema(tp)
+    if origin is Literal:
+        return {"enum": list(typing.get_args(tp))}
+    if origin in (types.UnionType, typing.Union):
+        return {"anyOf": [_schema_of(a) for a in typing.get_args(tp)]}
+    if origin is list:
+        return {"type": "array", "items": _schema_of(typing.get_args(tp)[0])}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+    return {"type": simple[tp]}
+
+
+@dataclass
+class SynthConfig:
+    """Procedural or glTF characters rendered along moving cameras, with exact ground truth."""
+
+    character: Literal["quad", "human", "asset"] = "quad"
+    """Which character to animate: a procedural quadruped or human, or a skinned glTF asset."""
+    asset: str | None = None
+    """Path to a skinned, animated .glb (with character: asset), relative to the working directory."""
+    animations: list[str] = field(default_factory=list)
+    """Animation names of the asset, one per video (cycled)."""
+    num_videos: int = 2
+    """Number of videos (sequences) in the dataset."""
+    num_frames: int = 48
+    """Frames per video."""
+    fps: float = 30.0
+    """Frame rate that motion speeds refer to."""
+    resolution: int = 256
+    """Height and width of the raw frames in pixels."""
+    train_res: int = 256
+    """Resolution of the processed arrays (lab4d's train_res): <prefix>-<train_res>.npy."""
+    prefixes: list[Literal["crop", "full"]] = field(default_factory=lambda: ["crop", "full"])
+    """Which processed arrays to write: lab4d's object crops and/or full frames."""
+    single_inst: bool = True
+    """One individual in every video (true) or a new morphology per video (false)."""
+    motions: list[Literal["walk", "trot", "wave", "turn"]] = field(default_factory=lambda: ["walk", "trot", "turn", "wave"])
+    """Motion of each video (cycled) for procedural characters."""
+    cameras: list[Literal["orbit", "arc", "handheld"]] = field(default_factory=lambda: ["orbit", "handheld", "arc"])
+    """Camera path of each video (cycled)."""
+    focal: float = 1.0
+    """Focal length in units of the raw frame's larger side (lab4d's default guess is 1)."""
+    seed: int = 0
+    """Seed of morphology, colours, scene, motion phase and camera paths."""
+    voxel: float = 0.012
+    """Marching-cubes voxel size in metres for procedural characters (smaller: finer mesh)."""
+
+    def __post_init__(self) -> None:
+        if self.character == "asset" and not self.asset:
+            raise ValueError("character: asset needs asset: PATH.glb")
+        if self.num_videos < 1 or self.num_frames < 9:
+            raise ValueError("needs num_videos >= 1 and num_frames >= 9 (lab4d drops videos of 8 frames or fewer)")
+        if self.resolution < 16 or self.train_res < 16:
+            raise ValueError("resolution and train_res must be at least 16 pixels")
+
+
+@dataclass
+class SourceConfig:
+    """Where a dataset comes from: exactly one of the keys."""
+
+    synthetic: SynthConfig | None = None
+    """Render a synthetic dataset with ground truth."""
+    path: str | None = None
+    """An existing processed database (folder containing database/), used in place, never copied."""
+    collection: str | None = None
+    """With path: the collection name, i.e. database/configs/<collection>.config (defaults to the dataset name)."""
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("synthetic", "path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"source needs exactly one of synthetic, path; got {given or 'none'}")
+
+
+@dataclass
+class DatasetConfig:
+    """One dataset: its source, then (in later stages) model, training and render options."""
+
+    source: SourceConfig
+    """Where the data comes from."""
+
+
+def load_dataset_config(path: Path) -> DatasetConfig:
+    """Read and validate ``config/datasets/<name>.yaml``."""
+    return from_dict(DatasetConfig, load_yaml(path), where=str(path))

@@ -1,0 +1,137 @@
+"""Exact dense correspondences from rasterised triangle ids and barycentrics.
+
+A pixel at frame t sees a surface point (triangle, barycentric); that same
+material point at frame s is the same barycentric combination of the triangle's
+vertices at s. Projecting it with camera s gives flow that is exact up to float
+precision, and a depth test in frame s tells whether it is visible there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lab4d_core.data.synthetic.renderer import Frame
+
+VISIBILITY_TOLERANCE = 0.02
+"""Relative depth difference below which a re-projected point counts as visible."""
+
+
+@dataclass
+class View:
+    """One rendered array view: the raster, its camera and which pixels lie inside the raw frame."""
+
+    frame: Frame
+    world2cam: np.ndarray
+    intrinsics: np.ndarray
+    """(fx, fy, cx, cy) of the array (crop) pixels."""
+    vis2d: np.ndarray
+    """(R, R) bool: the array pixel maps inside the raw frame."""
+    _hits: dict = field(default_factory=dict, repr=False)
+    _static: dict = field(default_factory=dict, repr=False)
+
+    def hits(self, object_id: int, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat pixel indices that see ``object_id``, their triangles' vertex ids and barycentrics."""
+        if object_id not in self._hits:
+            flat = np.flatnonzero(self.frame.object_id == object_id)
+            corners = faces[self.frame.triangle.reshape(-1)[flat]]
+            self._hits[object_id] = (flat, corners, self.frame.barycentric.reshape(-1, 3)[flat])
+        return self._hits[object_id]
+
+    def static_points(self, object_id: int, verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Points of a mesh that never moves: the same at every time, so computed once."""
+        if object_id not in self._static:
+            self._static[object_id] = self.points(object_id, verts, faces)
+        return self._static[object_id]
+
+    def points(self, object_id: int, verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """(P, 3) positions of the seen material points, given the mesh's vertices at some time."""
+        _, corners, bary = self.hits(object_id, faces)
+        return np.einsum("pc,pcd->pd", bary, verts[corners].astype(np.float32))
+
+
+def surface_points(
+    view: View,
+    moving: dict[int, tuple[np.ndarray, np.ndarray]],
+    static: dict[int, tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """(H, W, 3) positions, at the time of ``moving``'s vertices, of the material points seen in ``view``.
+
+    Both dicts map object id -> (verts (V, 3), faces (F, 3)); pixels that see
+    nothing get NaN.
+    """
+    out = np.full((view.frame.object_id.size, 3), np.nan, np.float32)
+    for object_id, (verts, faces) in moving.items():
+        out[view.hits(object_id, faces)[0]] = view.points(object_id, verts, faces)
+    for object_id, (verts, faces) in static.items():
+        out[view.hits(object_id, faces)[0]] = view.static_points(object_id, verts, faces)
+    return out.reshape(view.frame.object_id.shape + (3,))
+
+
+def project(points: np.ndarray, world2cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (..., 3) -> pixel coordinates (..., 2) and camera depth (...)."""
+    cam = points @ world2cam[:3, :3].T + world2cam[:3, 3]
+    z = cam[..., 2]
+    fx, fy, cx, cy = intrinsics
+    with np.errstate(invalid="ignore", divide="ignore"):
+        uv = np.stack([fx * cam[..., 0] / z + cx, fy * cam[..., 1] / z + cy], axis=-1)
+    return uv, z
+
+
+def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) -> np.ndarray:
+    """(R, R, 3) float32 flow (dx, dy, confidence) from ``source`` to ``target``.
+
+    Confidence is 1 where the point is visible in the target (inside its raw
+    frame, not occluded) and 0 otherwise; displacements are exact everywhere a
+    surface is seen. Pixels outside the source's raw frame are all zero, like
+    lab4d's crops.
+    """
+    height, width = source.vis2d.shape
+    uv, z = project(points_at_target_time, target.world2cam, target.intrinsics)
+    ys, xs = np.mgrid[0:height, 0:width]
+    flow = np.zeros((height, width, 3), np.float32)
+    seen = source.vis2d & (source.frame.object_id > 0) & np.isfinite(uv).all(-1) & (z > 0)
+    flow[..., 0] = np.where(seen, uv[..., 0] - xs, 0.0)
+    flow[..., 1] = np.where(seen, uv[..., 1] - ys, 0.0)
+
+    col = np.rint(np.nan_to_num(uv[..., 0], nan=-1.0)).astype(np.int64)
+    row = np.rint(np.nan_to_num(uv[..., 1], nan=-1.0)).astype(np.int64)
+    inside = seen & (col >= 0) & (col < target.vis2d.shape[1]) & (row >= 0) & (row < target.vis2d.shape[0])
+    col, row = np.clip(col, 0, target.vis2d.shape[1] - 1), np.clip(row, 0, target.vis2d.shape[0] - 1)
+    target_depth = target.frame.depth[row, col]
+    same_object = target.frame.object_id[row, col] == source.frame.object_id
+    unoccluded = np.abs(target_depth - z) <= VISIBILITY_TOLERANCE * np.maximum(z, 1e-6)
+    flow[..., 2] = (inside & target.vis2d[row, col] & same_object & unoccluded).astype(np.float32)
+    return flow
+
+
+def crop_params(mask: np.ndarray, train_res: int, full: bool) -> np.ndarray:
+    """lab4d's ``compute_crop_params``: crop2raw (fx, fy, cx, cy) of a ``train_res`` array.
+
+    The box is the mask's (or, for ``full``, the whole frame's) integer centre and
+    integer half-lengths, enlarged 1.2x for crops separately in x and y, so crops
+    are anisotropic exactly as lab4d makes them.
+    """
+    if full or not mask.any():
+        ys, xs = np.array([0, mask.shape[0] - 1]), np.array([0, mask.shape[1] - 1])
+    else:
+        ys, xs = np.nonzero(mask)
+    centre = ((xs.max() + xs.min()) // 2, (ys.max() + ys.min()) // 2)
+    half = [(xs.max() - xs.min()) // 2, (ys.max() - ys.min()) // 2]
+    if not full:
+        # A box of zero width (a one-pixel sliver) would give a degenerate crop.
+        half = [max(int(1.2 * h), 4) for h in half]
+    return np.array(
+        [2 * half[0] / train_res, 2 * half[1] / train_res, centre[0] - half[0], centre[1] - half[1]], dtype=np.float64
+    )
+
+
+def inside_raw(crop2raw: np.ndarray, train_res: int, raw_shape: tuple[int, int]) -> np.ndarray:
+    """(R, R) bool: array pixels whose nearest raw pixel lies inside the raw frame (lab4d's vis2d)."""
+    coords = np.arange(train_res)
+    raw_x = crop2raw[0] * coords + crop2raw[2]
+    raw_y = crop2raw[1] * coords + crop2raw[3]
+    in_x = (raw_x >= -0.5) & (raw_x < raw_shape[1] - 0.5)
+    in_y = (raw_y >= -0.5) & (raw_y < raw_shape[0] - 0.5)
+    return in_y[:, None] & in_x[None, :]
