@@ -238,3 +238,51 @@ class DatasetConfig:
 def load_dataset_config(path: Path) -> DatasetConfig:
     """Read and validate ``config/datasets/<name>.yaml``."""
     return from_dict(DatasetConfig, load_yaml(path), where=str(path))
+
+
+@dataclass
+class WorkflowConfig:
+    """Top-level Snakemake config (config/config.yaml)."""
+
+    datasets: list[str] = field(default_factory=lambda: ["demo-quad"])
+    """Datasets that `rule all` (and `make demo`) builds; each names config/datasets/<name>.yaml."""
+    dataset_configs: str = "config/datasets"
+    """Folder of the per-dataset YAML files."""
+
+
+def add_arguments(parser, cls: type, rename: dict[str, str] | None = None) -> None:
+    """Add one ``--flag`` per field of ``cls``, with help from the field's docstring.
+
+    Defaults are suppressed so that only flags given on the command line override
+    a config file.
+    """
+    import argparse
+
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    rename = rename or {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            continue
+        flag = "--" + rename.get(f.name, f.name).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')} (default: {default})"}
+        origin = typing.get_origin(tp)
+        inner = typing.get_args(tp)[0] if origin is list else tp
+        if typing.get_origin(inner) in (types.UnionType, typing.Union):
+            inner = next(a for a in typing.get_args(inner) if a is not type(None))
+        if origin is list:
+            kwargs["nargs"] = "+"
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(inner) is Literal:
+            kwargs["choices"] = typing.get_args(inner)
+        else:
+            kwargs["type"] = inner
+        parser.add_argument(flag, **kwargs)
+
+
+def given_arguments(args, cls: type) -> dict:
+    """The fields of ``cls`` that were given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}

@@ -27,7 +27,10 @@ _GLTF_TO_OBJECT = np.diag([-1.0, -1.0, 1.0])  # 180 degrees about z: y up -> y d
 
 
 def read_glb(path: Path) -> tuple[dict, bytes]:
-    data = Path(path).read_bytes()
+    path = Path(path)
+    if not path.is_file():
+        raise Lab4dError(f"{path}: asset not found; pass --asset PATH to an existing .glb file")
+    data = path.read_bytes()
     if len(data) < 20 or data[:4] != b"glTF":
         raise Lab4dError(f"{path}: not a binary glTF (.glb) file; convert it with e.g. `npx gltf-pipeline -i in.gltf -o out.glb`")
     json_length, _ = struct.unpack_from("<II", data, 12)
@@ -201,13 +204,12 @@ def _topological_order(parents) -> list[int]:
     return [int(k) for k in np.argsort(depth, kind="stable")]
 
 
-def load_asset(path: Path, animation: str, target_size: float = 1.0) -> AnimatedAsset:
-    """Load a skinned .glb and one of its animations by name."""
+def load_asset(path: Path, animation: str | None = None, target_size: float = 1.0) -> AnimatedAsset:
+    """Load a skinned .glb and one of its animations by name (default: its first)."""
     path = Path(path)
-    if not path.is_file():
-        raise Lab4dError(f"{path}: asset not found; pass --asset PATH to an existing .glb file")
     doc, binary = read_glb(path)
     names = [a.get("name", f"animation{k}") for k, a in enumerate(doc.get("animations", []))]
+    animation = animation if animation is not None else (names[0] if names else None)
     if animation not in names:
         raise Lab4dError(f"{path}: no animation named {animation!r}; the asset has {names or 'none'}")
     mesh_node = next((n for n, node in enumerate(doc["nodes"]) if "skin" in node and "mesh" in node), None)

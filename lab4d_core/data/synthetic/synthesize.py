@@ -64,10 +64,10 @@ def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, charact
     heading0 = rng.uniform(0, 2 * np.pi)
     if cfg.character == "asset":
         name = cfg.animations[video % len(cfg.animations)] if cfg.animations else None
-        key = name or "default"
-        if key not in characters:
-            characters[key] = load_asset(Path(cfg.asset), name or _first_animation(cfg.asset))
-        asset = characters[key]
+        if name not in characters:
+            characters[name] = load_asset(Path(cfg.asset), name)
+        asset = characters[name]
+        key = asset.character.meta["animation"]
         gait = "trot" if "run" in key.lower() else "walk" if "walk" in key.lower() else "wave"
         size = _body_length(asset.character)
         return Performance(
@@ -92,13 +92,6 @@ def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, charact
         root_trajectory(motion, times, size * (0.5 if cfg.character == "human" else 1.0), heading0),
         motion,
     )
-
-
-def _first_animation(asset: str) -> str:
-    from lab4d_core.data.synthetic.gltf_asset import read_glb
-
-    doc, _ = read_glb(Path(asset))
-    return doc["animations"][0].get("name", "animation0")
 
 
 def _body_length(character: Character) -> float:
@@ -246,6 +239,7 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
                 records.append((record.seqname, record.ks, record.shape))
         write_config(partial, name, records)
         manifest = {
+            "root": ".",
             "collection": name,
             "videos": seqnames,
             "num_frames": [cfg.num_frames] * cfg.num_videos,

@@ -1,0 +1,5 @@
+import sys
+
+from lab4d_core.cli import main
+
+sys.exit(main())
