@@ -83,6 +83,7 @@ def _preview_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=4, help="frames per video (default: 4)")
     parser.add_argument("--prefix", default="crop", choices=["crop", "full"], help="which arrays to show (default: crop)")
     parser.add_argument("--strip", action="store_true", help="a compact strip of the first video (frames as columns, rgb/mask/depth/flow as rows)")
+    parser.add_argument("--width", type=int, help="downscale the picture to this width in pixels")
 
 
 @command("preview", "contact sheet of a dataset: rgb | mask | depth | flow per sampled frame", _preview_arguments)
@@ -92,7 +93,7 @@ def _preview(args: argparse.Namespace) -> None:
 
     manifest = read_manifest(args.manifest)
     make = frame_strip if args.strip else contact_sheet
-    save_png(make(manifest.root, manifest.collection, manifest.train_res, args.frames, args.prefix), args.out)
+    save_png(make(manifest.root, manifest.collection, manifest.train_res, args.frames, args.prefix), args.out, args.width)
     print(f"wrote {args.out}")
 
 

@@ -42,23 +42,37 @@ def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     return rgb
 
 
+def _panels(video, frame: int, prefix: str) -> list[np.ndarray]:
+    """rgb, mask, depth (when present) and forward flow of one frame, as float images."""
+    mask = video.array("mask", prefix)[frame]
+    panels = [video.array("rgb", prefix)[frame].astype(np.float64), np.repeat(mask[..., :1], 3, axis=-1).astype(np.float64)]
+    if video.has("depth", prefix):
+        panels.append(colorize_depth(video.array("depth", prefix)[frame].astype(np.float64), mask[..., 0]))
+    panels.append(colorize_flow(video.flow(1, "fw", prefix)[frame]))
+    return panels
+
+
+def _titles(video, prefix: str) -> list[str]:
+    return ["rgb", "mask"] + (["depth"] if video.has("depth", prefix) else []) + ["flow (fw, 1)"]
+
+
+def _sampled_frames(video, count: int) -> np.ndarray:
+    # The last frame has no forward flow, so sample up to the one before it.
+    return np.linspace(0, video.num_frames - 2, count).round().astype(int)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def contact_sheet(root: Path, collection: str, train_res: int = 256, frames_per_video: int = 4, prefix: str = "crop") -> np.ndarray:
-    """(H, W, 3) uint8: one row per sampled frame, panels rgb | mask | depth | flow (forward, delta 1)."""
+    """(H, W, 3) uint8: one row per sampled frame of every video, panels side by side, titled."""
     database = Database(root, collection, resolution=train_res, prefixes=(prefix,))
     rows = []
     for video in database.videos:
-        picks = np.linspace(0, video.num_frames - 2, frames_per_video).round().astype(int)
-        rgb, mask, flow = video.array("rgb", prefix), video.array("mask", prefix), video.flow(1, "fw", prefix)
-        depth = video.array("depth", prefix) if video.has("depth", prefix) else None
-        for f in picks:
-            panels = [rgb[f].astype(np.float64), np.repeat(mask[f, ..., :1], 3, axis=-1).astype(np.float64)]
-            if depth is not None:
-                panels.append(colorize_depth(depth[f].astype(np.float64), mask[f, ..., 0]))
-            panels.append(colorize_flow(flow[f]))
-            rows.append(np.concatenate(panels, axis=1))
+        rows += [np.concatenate(_panels(video, f, prefix), axis=1) for f in _sampled_frames(video, frames_per_video)]
         video.release()
-    sheet = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
-    return _label(sheet, ["rgb", "mask"] + (["depth"] if depth is not None else []) + ["flow (fw, 1)"], train_res)
+    return _label(_to_uint8(np.concatenate(rows, axis=0)), _titles(database.videos[0], prefix), train_res)
 
 
 def _label(sheet: np.ndarray, titles: list[str], panel: int) -> np.ndarray:
@@ -70,12 +84,15 @@ def _label(sheet: np.ndarray, titles: list[str], panel: int) -> np.ndarray:
 
 
 def frame_strip(root: Path, collection: str, train_res: int = 256, frames: int = 4, prefix: str = "crop") -> np.ndarray:
-    """A compact README figure: the first video's frames as columns, panel kinds as rows."""
-    sheet = contact_sheet(root, collection, train_res, frames, prefix)[18:]
-    video_rows = sheet[: frames * train_res]
-    tiles = [np.split(row, video_rows.shape[1] // train_res, axis=1) for row in np.split(video_rows, frames, axis=0)]
-    return np.concatenate([np.concatenate([t[k] for t in tiles], axis=1) for k in range(len(tiles[0]))], axis=0)
+    """A compact figure of the first video: frames as columns, rgb / mask / depth / flow as rows."""
+    video = Database(root, collection, resolution=train_res, prefixes=(prefix,)).videos[0]
+    columns = [np.concatenate(_panels(video, f, prefix), axis=0) for f in _sampled_frames(video, frames)]
+    return _to_uint8(np.concatenate(columns, axis=1))
 
 
-def save_png(image: np.ndarray, path: Path) -> None:
-    atomic_write(path, lambda handle: Image.fromarray(image).save(handle, format="PNG", optimize=True))
+def save_png(image: np.ndarray, path: Path, width: int | None = None) -> None:
+    """Write a PNG atomically, optionally downscaled to ``width`` pixels (aspect kept)."""
+    picture = Image.fromarray(image)
+    if width is not None and width < picture.width:
+        picture = picture.resize((width, round(picture.height * width / picture.width)), Image.LANCZOS)
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG", optimize=True))

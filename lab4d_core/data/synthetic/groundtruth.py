@@ -91,7 +91,10 @@ def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) ->
     uv, z = project(points_at_target_time, target.world2cam, target.intrinsics)
     ys, xs = np.mgrid[0:height, 0:width]
     flow = np.zeros((height, width, 3), np.float32)
-    seen = source.vis2d & (source.frame.object_id > 0) & np.isfinite(uv).all(-1) & (z > 0)
+    # Points that land absurdly far away (e.g. just in front of the partner camera's
+    # plane) would overflow float16 storage; they are invisible there anyway.
+    reachable = np.isfinite(uv).all(-1) & (np.abs(np.nan_to_num(uv)) < 16 * max(height, width)).all(-1)
+    seen = source.vis2d & (source.frame.object_id > 0) & reachable & (z > 0)
     flow[..., 0] = np.where(seen, uv[..., 0] - xs, 0.0)
     flow[..., 1] = np.where(seen, uv[..., 1] - ys, 0.0)
 

@@ -35,7 +35,7 @@ def _quad_gait(skeleton: Skeleton, phase: np.ndarray, offsets: dict[str, float],
         _set(angles, skeleton, f"{side}_{middle}", 0, bend if front == "hind" else -bend)
         _set(angles, skeleton, f"{side}_{lower}", 0, -0.5 * bend if front == "hind" else 0.6 * bend)
     for k in range(5):
-        _set(angles, skeleton, f"tail{k}", 1, 0.25 * np.sin(phase * 0.5 + 0.6 * k))
+        _set(angles, skeleton, f"tail{k}", 1, 0.25 * np.sin(phase + 0.6 * k))
         _set(angles, skeleton, f"tail{k}", 0, -0.06)
     _set(angles, skeleton, "spine1", 1, 0.06 * np.sin(phase))
     _set(angles, skeleton, "spine3", 0, 0.08 * np.sin(2 * phase))
@@ -51,8 +51,8 @@ def quad_angles(skeleton: Skeleton, motion: str, phase: np.ndarray) -> np.ndarra
         offsets = {"left_front": 0.0, "right_hind": 0.0, "right_front": 0.5, "left_hind": 0.5}
         return _quad_gait(skeleton, phase, offsets, swing=0.5, flex=0.8)
     if motion == "wave":
-        # A quadruped "waves" by pawing with one front leg while wagging its tail and looking around.
-        angles = _quad_gait(skeleton, 0.2 * phase, {"left_hind": 0.0, "right_hind": 0.5}, swing=0.1, flex=0.1)
+        # A quadruped "waves" by pawing with one front leg, shifting its weight and looking around.
+        angles = _quad_gait(skeleton, phase, {"left_hind": 0.0, "right_hind": 0.5}, swing=0.1, flex=0.1)
         _set(angles, skeleton, "left_shoulder", 0, 0.6 + 0.4 * np.sin(2 * phase))
         _set(angles, skeleton, "left_elbow", 0, -0.9 - 0.3 * np.sin(2 * phase))
         _set(angles, skeleton, "spine3", 1, 0.5 * np.sin(phase))
@@ -73,14 +73,14 @@ def human_angles(skeleton: Skeleton, motion: str, phase: np.ndarray) -> np.ndarr
             _set(angles, skeleton, f"{side}_arm", 0, -0.8 * amplitude * np.sin(p))
             _set(angles, skeleton, f"{side}_forearm", 0, 0.3 + 0.2 * np.sin(p))
         _set(angles, skeleton, "spine1", 1, 0.08 * np.sin(phase))
-        _set(angles, skeleton, "head", 1, 0.1 * np.sin(0.5 * phase))
+        _set(angles, skeleton, "head", 1, 0.1 * np.sin(phase))
         return angles
     if motion == "wave":
         _set(angles, skeleton, "left_arm", 2, -2.3 + 0.1 * np.sin(phase))
         _set(angles, skeleton, "left_forearm", 2, 0.5 * np.sin(2 * phase))
         _set(angles, skeleton, "right_arm", 0, 0.15 * np.sin(phase))
         _set(angles, skeleton, "spine1", 2, 0.06 * np.sin(phase))
-        _set(angles, skeleton, "head", 1, 0.3 * np.sin(0.5 * phase))
+        _set(angles, skeleton, "head", 1, 0.3 * np.sin(phase))
         for side in ("left", "right"):
             _set(angles, skeleton, f"{side}_lower_leg", 0, -0.1 - 0.1 * np.sin(phase))
         return angles

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make test` and `make demo`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# CPU build from the local wheel cache first: a bare `torch` requirement would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= 2
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup test demo readme-figure clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES)
+	@echo "Results are in $(CURDIR)/results/ (data in $(CURDIR)/data/)."
+
+# The README's picture, made by the project's own commands.
+readme-figure: setup
+	$(BIN)/snakemake --cores $(CORES) data/demo-quad/manifest.json
+	$(BIN)/lab4d preview --manifest data/demo-quad/manifest.json --strip --frames 6 --width 900 --out docs/images/demo-quad-strip.png
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny synthetic datasets generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab4d_core.config import SynthConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(name: str) -> Path:
+    """A file of ../shared/data, or skip: users' checkouts have no ../shared."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} not found: real test data lives in ../shared/data beside the checkout")
+    return path
+
+
+TINY_QUAD = SynthConfig(
+    num_videos=2,
+    num_frames=12,
+    resolution=96,
+    train_res=64,
+    motions=["walk", "trot"],
+    cameras=["orbit", "handheld"],
+    voxel=0.02,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_quad(tmp_path_factory) -> Path:
+    """Root of a 2-video, 12-frame quadruped dataset (96x96 raw, 64x64 arrays)."""
+    from lab4d_core.data.synthetic.synthesize import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "tiny-quad"
+    synthesize(TINY_QUAD, root)
+    return root

@@ -1,0 +1,105 @@
+# Config loading and validation, wildcard constraints and input functions.
+# No rules here: the rules live in one file per stage (data.smk, ...).
+import re
+from pathlib import Path
+
+from jsonschema.exceptions import ValidationError, best_match
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+import lab4d_core
+from lab4d_core.config import load_dataset_config, load_yaml
+from lab4d_core.errors import Lab4dError
+
+# Top-level config: unknown keys are errors, defaults are filled in.
+validate(config, "../schemas/config.schema.yaml")
+
+
+def schema_error(error):
+    """The most specific schema violation behind snakemake's validate() error, in one line."""
+    cause = error.__context__
+    if not isinstance(cause, ValidationError):
+        return str(error)
+    best = best_match([cause])
+    return f"{'.'.join(map(str, best.absolute_path)) or 'top level'}: {best.message}"
+
+
+def load_datasets(folder):
+    """Every <name>.yaml in ``folder`` as {name: (path, DatasetConfig)}.
+
+    Each file is checked against the dataset schema (unknown keys, types) and
+    then by lab4d_core's typed loader (e.g. exactly one source); errors name the file.
+    """
+    datasets = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            # set_default=False: snakemake's default filling breaks on `anyOf: [object, null]`.
+            validate(load_yaml(path), "../schemas/dataset.schema.yaml", set_default=False)
+            datasets[path.stem] = (str(path), load_dataset_config(path))
+        except WorkflowError as error:
+            raise WorkflowError(f"{path}: {schema_error(error)}") from None
+        except Lab4dError as error:  # its message starts with the path
+            raise WorkflowError(str(error)) from None
+    return datasets
+
+
+DATASETS = load_datasets(config["dataset_configs"])
+
+_unknown = [name for name in config["datasets"] if name not in DATASETS]
+if _unknown:
+    raise WorkflowError(
+        f"config datasets {_unknown} have no <name>.yaml in "
+        f"{Path(config['dataset_configs']).resolve()}; "
+        f"available: {', '.join(DATASETS) or 'none'}"
+    )
+
+
+def alternation(names):
+    """Regex matching exactly one of ``names`` (never matching when empty)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def datasets_with_source(kind):
+    """Names of the datasets whose source is ``kind`` ("synthetic" or "path")."""
+    return [name for name, (_, cfg) in DATASETS.items() if getattr(cfg.source, kind) is not None]
+
+
+wildcard_constraints:
+    dataset=alternation(DATASETS),
+
+
+def dataset_config(wildcards):
+    """config/datasets/<dataset>.yaml of a job."""
+    return DATASETS[wildcards.dataset][0]
+
+
+def dataset_source(wildcards):
+    return DATASETS[wildcards.dataset][1].source
+
+
+def synth_asset(wildcards):
+    """The glTF asset a synthetic dataset renders, if any (so edits to it rerun synthesis)."""
+    asset = dataset_source(wildcards).synthetic.asset
+    return [asset] if asset else []
+
+
+def source_path(wildcards):
+    """Root of an existing processed database, relative to the working directory."""
+    return dataset_source(wildcards).path
+
+
+def source_collection(wildcards):
+    return dataset_source(wildcards).collection or wildcards.dataset
+
+
+def code_version():
+    """A params value that reruns jobs when lab4d_core's version changes.
+
+    Snakemake's code trigger sees only rule bodies, not the package they call.
+    """
+    return lab4d_core.__version__
+
+
+def final_outputs():
+    """Targets of the default run: a preview of every dataset in config["datasets"]."""
+    return expand("results/{dataset}/data-preview.png", dataset=config["datasets"])
