@@ -41,8 +41,11 @@ def overlay(tmp_path: Path, datasets: list[str], dataset_configs: Path, **extra)
     return write_yaml(tmp_path / "config.yaml", {"datasets": datasets, "dataset_configs": str(dataset_configs), **extra})
 
 
-def test_default_dry_run_schedules_synthesis_and_preview():
-    result = snakemake("-n")
+def test_default_dry_run_schedules_synthesis_and_preview(tmp_path):
+    # The repository's own config, run in an empty directory so existing data/ can't hide jobs.
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = overlay(tmp_path, default["datasets"], ROOT / default["dataset_configs"])
+    result = snakemake("-n", "--configfile", str(config), workdir=tmp_path)
     assert result.returncode == 0, result.stdout
     assert "rule synthesize:" in result.stdout
     assert "output: data/demo-quad/manifest.json" in result.stdout

@@ -215,7 +215,7 @@ class Morphology:
             body_length=rng.uniform(0.85, 1.2),
             neck_length=rng.uniform(0.8, 1.3),
             tail_length=rng.uniform(0.6, 1.4),
-            thickness=rng.uniform(0.85, 1.3),
+            thickness=rng.uniform(0.85, 1.15),
         )
 
 
@@ -239,13 +239,19 @@ def _morph_skeleton(skeleton: Skeleton, morph: Morphology) -> Skeleton:
     return skeleton.with_offsets(offsets)
 
 
+EARTH_HUES = (0.02, 0.16)
+"""Fur, soil and bark hues (red-orange to yellow): characters and scenes both draw from them,
+so colour alone never separates the object from the background."""
+
+
 def random_palette(rng: np.random.Generator) -> np.ndarray:
-    """Base, pattern and detail colours: natural fur/cloth hues, never pure background tones."""
-    hue = rng.uniform(0.0, 1.0)
-    base = _hsv_to_rgb(hue, rng.uniform(0.35, 0.8), rng.uniform(0.55, 0.9))
-    pattern = _hsv_to_rgb((hue + rng.uniform(0.3, 0.7)) % 1.0, rng.uniform(0.4, 0.9), rng.uniform(0.2, 0.6))
-    detail = _hsv_to_rgb(rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.4), rng.uniform(0.75, 1.0))
-    return np.stack([base, pattern, detail]).astype(np.float32)
+    """Base, marking and detail colours: mostly earthy, sometimes one contrasting accent hue."""
+    hue = rng.uniform(*EARTH_HUES)
+    base = _hsv_to_rgb(hue, rng.uniform(0.25, 0.7), rng.uniform(0.45, 0.85))
+    accent = rng.uniform(0.0, 1.0) if rng.uniform() < 0.3 else hue + rng.uniform(-0.03, 0.03)
+    marking = _hsv_to_rgb(accent % 1.0, rng.uniform(0.2, 0.6), rng.uniform(0.12, 0.45))
+    detail = _hsv_to_rgb(hue, rng.uniform(0.0, 0.25), rng.uniform(0.8, 1.0))
+    return np.stack([base, marking, detail]).astype(np.float32)
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:

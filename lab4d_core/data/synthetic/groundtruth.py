@@ -98,14 +98,21 @@ def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) ->
     flow[..., 0] = np.where(seen, uv[..., 0] - xs, 0.0)
     flow[..., 1] = np.where(seen, uv[..., 1] - ys, 0.0)
 
-    col = np.rint(np.nan_to_num(uv[..., 0], nan=-1.0)).astype(np.int64)
-    row = np.rint(np.nan_to_num(uv[..., 1], nan=-1.0)).astype(np.int64)
-    inside = seen & (col >= 0) & (col < target.vis2d.shape[1]) & (row >= 0) & (row < target.vis2d.shape[0])
-    col, row = np.clip(col, 0, target.vis2d.shape[1] - 1), np.clip(row, 0, target.vis2d.shape[0] - 1)
-    target_depth = target.frame.depth[row, col]
-    same_object = target.frame.object_id[row, col] == source.frame.object_id
-    unoccluded = np.abs(target_depth - z) <= VISIBILITY_TOLERANCE * np.maximum(z, 1e-6)
-    flow[..., 2] = (inside & target.vis2d[row, col] & same_object & unoccluded).astype(np.float32)
+    # Visible where all four pixels around the landing point see this same surface:
+    # the nearest pixel alone would accept points just behind a silhouette.
+    visible = seen.copy()
+    x0 = np.floor(np.nan_to_num(uv[..., 0], nan=-2.0)).astype(np.int64)
+    y0 = np.floor(np.nan_to_num(uv[..., 1], nan=-2.0)).astype(np.int64)
+    rows, cols = target.vis2d.shape
+    for dy in (0, 1):
+        for dx in (0, 1):
+            x, y = x0 + dx, y0 + dy
+            inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
+            x, y = np.clip(x, 0, cols - 1), np.clip(y, 0, rows - 1)
+            same_object = target.frame.object_id[y, x] == source.frame.object_id
+            unoccluded = np.abs(target.frame.depth[y, x] - z) <= VISIBILITY_TOLERANCE * np.maximum(z, 1e-6)
+            visible &= inside & target.vis2d[y, x] & same_object & unoccluded
+    flow[..., 2] = visible.astype(np.float32)
     return flow
 
 

@@ -99,7 +99,14 @@ def _body_length(character: Character) -> float:
     return float(extent.max())
 
 
-def _prefix_arrays(views: list[View], crop2raw: np.ndarray, is_detected: np.ndarray, world_verts, faces, scene) -> PrefixArrays:
+def _flow_pairs(num_frames: int) -> int:
+    """Forward plus backward flow fields of one video and prefix."""
+    return sum(2 * ((num_frames - 1) // delta) for delta in FLOW_DELTAS)
+
+
+def _prefix_arrays(
+    views: list[View], crop2raw: np.ndarray, is_detected: np.ndarray, world_verts, faces, scene, progress: tqdm
+) -> PrefixArrays:
     flows: dict[str, dict[int, np.ndarray]] = {"fw": {}, "bw": {}}
     for delta in FLOW_DELTAS:
         pairs = [(k * delta, k * delta + delta) for k in range((len(views) - 1) // delta)]
@@ -109,6 +116,7 @@ def _prefix_arrays(views: list[View], crop2raw: np.ndarray, is_detected: np.ndar
                 src, dst = pair[src_of], pair[dst_of]
                 points = surface_points(views[src], {CHARACTER_ID: (world_verts[dst], faces)}, scene)
                 stack.append(exact_flow(views[src], views[dst], points))
+                progress.update(1)
             flows[direction][delta] = np.stack(stack) if stack else np.zeros((0,) + views[0].vis2d.shape + (3,), np.float32)
     vis2d = np.stack([v.vis2d for v in views])
     return PrefixArrays(
@@ -168,7 +176,7 @@ def synthesize_video(
     masks_raw = np.stack(masks_raw)
     is_detected = masks_raw.reshape(cfg.num_frames, -1).any(axis=1)
     arrays = {
-        prefix: _prefix_arrays(views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene)
+        prefix: _prefix_arrays(views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene, progress)
         for prefix in cfg.prefixes
     }
 
@@ -228,12 +236,14 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
     renderer = Renderer()
     characters: dict = {}
     seqnames = [f"{name}-{v:04d}" for v in range(cfg.num_videos)]
-    total = cfg.num_videos * cfg.num_frames
+    total = cfg.num_videos * (cfg.num_frames + len(cfg.prefixes) * _flow_pairs(cfg.num_frames))
     records = []
     try:
-        with tqdm(total=total, desc=f"synth {name}", unit="frame", dynamic_ncols=True) as progress:
+        with tqdm(total=total, desc=f"synth {name}", unit="step", dynamic_ncols=True) as progress:
             for video, seqname in enumerate(seqnames):
+                progress.set_postfix_str(f"{seqname}: render")
                 record, truth = synthesize_video(cfg, video, seqname, renderer, characters, progress)
+                progress.set_postfix_str(f"{seqname}: write")
                 write_video(partial, record)
                 write_ground_truth(partial / "GroundTruth" / seqname, truth)
                 records.append((record.seqname, record.ks, record.shape))

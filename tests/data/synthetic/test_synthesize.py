@@ -84,6 +84,7 @@ def test_flow_carries_visible_surface_points_onto_themselves(tiny_quad, delta, d
     landed = np.isfinite(landing)
     assert landed.mean() > 0.98
     assert landing[landed].mean() < 0.5
+    assert (landing[landed] > 1.0).mean() < 0.01  # confidence 1 really means visible
 
 
 def test_depth_and_mask_equal_the_projected_ground_truth_mesh(tiny_quad):
