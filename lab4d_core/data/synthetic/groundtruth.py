@@ -88,32 +88,31 @@ def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) ->
     lab4d's crops.
     """
     height, width = source.vis2d.shape
-    uv, z = project(points_at_target_time, target.world2cam, target.intrinsics)
-    ys, xs = np.mgrid[0:height, 0:width]
-    flow = np.zeros((height, width, 3), np.float32)
+    flow = np.zeros((height * width, 3), np.float32)
+    pixels = np.flatnonzero(source.vis2d.ravel() & (source.frame.object_id.ravel() > 0))
+    uv, z = project(points_at_target_time.reshape(-1, 3)[pixels], target.world2cam, target.intrinsics)
     # Points that land absurdly far away (e.g. just in front of the partner camera's
     # plane) would overflow float16 storage; they are invisible there anyway.
-    reachable = np.isfinite(uv).all(-1) & (np.abs(np.nan_to_num(uv)) < 16 * max(height, width)).all(-1)
-    seen = source.vis2d & (source.frame.object_id > 0) & reachable & (z > 0)
-    flow[..., 0] = np.where(seen, uv[..., 0] - xs, 0.0)
-    flow[..., 1] = np.where(seen, uv[..., 1] - ys, 0.0)
+    reachable = (z > 0) & np.isfinite(uv).all(-1) & (np.abs(np.nan_to_num(uv)) < 16 * max(height, width)).all(-1)
+    pixels, uv, z = pixels[reachable], uv[reachable], z[reachable]
+    flow[pixels, 0] = uv[:, 0] - pixels % width
+    flow[pixels, 1] = uv[:, 1] - pixels // width
 
     # Visible where all four pixels around the landing point see this same surface:
     # the nearest pixel alone would accept points just behind a silhouette.
-    visible = seen.copy()
-    x0 = np.floor(np.nan_to_num(uv[..., 0], nan=-2.0)).astype(np.int64)
-    y0 = np.floor(np.nan_to_num(uv[..., 1], nan=-2.0)).astype(np.int64)
+    x0, y0 = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
     rows, cols = target.vis2d.shape
-    for dy in (0, 1):
-        for dx in (0, 1):
-            x, y = x0 + dx, y0 + dy
-            inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
-            x, y = np.clip(x, 0, cols - 1), np.clip(y, 0, rows - 1)
-            same_object = target.frame.object_id[y, x] == source.frame.object_id
-            unoccluded = np.abs(target.frame.depth[y, x] - z) <= VISIBILITY_TOLERANCE * np.maximum(z, 1e-6)
-            visible &= inside & target.vis2d[y, x] & same_object & unoccluded
-    flow[..., 2] = visible.astype(np.float32)
-    return flow
+    inside = (x0 >= 0) & (x0 + 1 < cols) & (y0 >= 0) & (y0 + 1 < rows)
+    pixels, z, corner = pixels[inside], z[inside], (y0 * cols + x0)[inside]
+    seen_object = source.frame.object_id.ravel()[pixels]
+    target_object, target_depth, target_vis = (a.ravel() for a in (target.frame.object_id, target.frame.depth, target.vis2d))
+    tolerance = VISIBILITY_TOLERANCE * z
+    visible = np.ones(len(pixels), bool)
+    for offset in (0, 1, cols, cols + 1):
+        index = corner + offset
+        visible &= (target_object[index] == seen_object) & (np.abs(target_depth[index] - z) <= tolerance) & target_vis[index]
+    flow[pixels[visible], 2] = 1.0
+    return flow.reshape(height, width, 3)
 
 
 def crop_params(mask: np.ndarray, train_res: int, full: bool) -> np.ndarray:
