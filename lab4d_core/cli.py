@@ -40,13 +40,22 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
 
 
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="dataset YAML whose source.synthetic section is the base; flags override it")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (a lab4d root: database/, GroundTruth/, manifest.json)")
-    parser.add_argument("--name", help="collection name: database/configs/<name>.config and sequences <name>-%%04d (default: the --out folder's name)")
+    parser.add_argument(
+        "--config", type=Path, help="dataset YAML whose source.synthetic section is the base; flags override it"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (a lab4d root: database/, GroundTruth/, manifest.json)"
+    )
+    parser.add_argument(
+        "--name",
+        help="collection name: database/configs/<name>.config and sequences <name>-%%04d (default: the --out folder's name)",
+    )
     add_arguments(parser, SynthConfig, rename={"animations": "animation"})
 
 
-@command("synth", "render a synthetic articulated dataset in lab4d's processed layout, with ground truth", _synth_arguments)
+@command(
+    "synth", "render a synthetic articulated dataset in lab4d's processed layout, with ground truth", _synth_arguments
+)
 def _synth(args: argparse.Namespace) -> None:
     from lab4d_core.data.synthetic.synthesize import synthesize
 
@@ -62,14 +71,24 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _link_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True, help="folder containing database/ (e.g. an unzipped lab4d download)")
+    parser.add_argument(
+        "--root", type=Path, required=True, help="folder containing database/ (e.g. an unzipped lab4d download)"
+    )
     parser.add_argument("--collection", required=True, help="collection name: database/configs/<collection>.config")
     parser.add_argument("--out", type=Path, required=True, help="manifest to write, e.g. data/<dataset>/manifest.json")
     parser.add_argument("--train-res", type=int, default=256, help="resolution of the arrays to use (default: 256)")
-    parser.add_argument("--prefixes", nargs="+", default=["crop"], choices=["crop", "full"], help="array prefixes that must exist (default: crop)")
+    parser.add_argument(
+        "--prefixes",
+        nargs="+",
+        default=["crop"],
+        choices=["crop", "full"],
+        help="array prefixes that must exist (default: crop)",
+    )
 
 
-@command("link", "validate an existing processed database in place and write a manifest pointing to it", _link_arguments)
+@command(
+    "link", "validate an existing processed database in place and write a manifest pointing to it", _link_arguments
+)
 def _link(args: argparse.Namespace) -> None:
     from lab4d_core.data.manifest import link_database
 
@@ -81,8 +100,14 @@ def _preview_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, required=True, help="data/<dataset>/manifest.json")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--frames", type=int, default=4, help="frames per video (default: 4)")
-    parser.add_argument("--prefix", default="crop", choices=["crop", "full"], help="which arrays to show (default: crop)")
-    parser.add_argument("--strip", action="store_true", help="a compact strip of the first video (frames as columns, rgb/mask/depth/flow as rows)")
+    parser.add_argument(
+        "--prefix", default="crop", choices=["crop", "full"], help="which arrays to show (default: crop)"
+    )
+    parser.add_argument(
+        "--strip",
+        action="store_true",
+        help="a compact strip of the first video (frames as columns, rgb/mask/depth/flow as rows)",
+    )
     parser.add_argument("--width", type=int, help="downscale the picture to this width in pixels")
 
 
@@ -93,26 +118,52 @@ def _preview(args: argparse.Namespace) -> None:
 
     manifest = read_manifest(args.manifest)
     make = frame_strip if args.strip else contact_sheet
-    save_png(make(manifest.root, manifest.collection, manifest.train_res, args.frames, args.prefix), args.out, args.width)
+    save_png(
+        make(manifest.root, manifest.collection, manifest.train_res, args.frames, args.prefix), args.out, args.width
+    )
     print(f"wrote {args.out}")
 
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--pred-meshes", type=Path, help="folder of predicted per-frame meshes {frame:05d}.obj in camera coordinates")
+    parser.add_argument(
+        "--pred-meshes", type=Path, help="folder of predicted per-frame meshes {frame:05d}.obj in camera coordinates"
+    )
     parser.add_argument("--gt", type=Path, help="ground-truth folder GroundTruth/<seq> (verts_cam.npy, faces.npy)")
-    parser.add_argument("--protocol", default="sim3", choices=["sim3", "icp"], help="sim3: one Sim(3) for the sequence (lab4d-PPR/DASR); icp: per-frame rigid ICP after depth scaling (BANMo) (default: sim3)")
-    parser.add_argument("--points", default="surface", choices=["surface", "vertices"], help="compare area-weighted surface samples or mesh vertices (default: surface)")
+    parser.add_argument(
+        "--protocol",
+        default="sim3",
+        choices=["sim3", "icp"],
+        help="sim3: one Sim(3) for the sequence (lab4d-PPR/DASR); icp: per-frame rigid ICP after depth scaling (BANMo) (default: sim3)",
+    )
+    parser.add_argument(
+        "--points",
+        default="surface",
+        choices=["surface", "vertices"],
+        help="compare area-weighted surface samples or mesh vertices (default: surface)",
+    )
     parser.add_argument("--num-samples", type=int, default=10000, help="surface samples per mesh (default: 10000)")
     parser.add_argument("--pred-masks", type=Path, help="predicted masks: .npy (N,H,W) or a folder of frames")
-    parser.add_argument("--gt-masks", type=Path, help="ground-truth masks: .npy, a folder of PNGs, or lab4d Annotations/ (%%05d.npy)")
+    parser.add_argument(
+        "--gt-masks", type=Path, help="ground-truth masks: .npy, a folder of PNGs, or lab4d Annotations/ (%%05d.npy)"
+    )
     parser.add_argument("--pred-rgb", type=Path, help="predicted frames for masked PSNR (.npy or folder)")
-    parser.add_argument("--gt-rgb", type=Path, help="ground-truth frames for masked PSNR (.npy or folder); masked by --gt-masks")
+    parser.add_argument(
+        "--gt-rgb", type=Path, help="ground-truth frames for masked PSNR (.npy or folder); masked by --gt-masks"
+    )
 
 
-@command("evaluate", "metrics against ground truth: Chamfer/F-score of meshes, mask IoU, masked PSNR", _evaluate_arguments)
+@command(
+    "evaluate", "metrics against ground truth: Chamfer/F-score of meshes, mask IoU, masked PSNR", _evaluate_arguments
+)
 def _evaluate(args: argparse.Namespace) -> None:
-    from lab4d_core.eval.evaluate import evaluate_masks, evaluate_mesh_sequence, evaluate_rgb, load_ground_truth, load_obj_sequence
+    from lab4d_core.eval.evaluate import (
+        evaluate_masks,
+        evaluate_mesh_sequence,
+        evaluate_rgb,
+        load_ground_truth,
+        load_obj_sequence,
+    )
     from lab4d_core.utils.images import as_mask, as_rgb, load_stack
 
     results: dict = {}
@@ -120,20 +171,27 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise Lab4dError("mesh evaluation needs both --pred-meshes and --gt")
     if args.pred_meshes is not None:
         results["meshes"] = evaluate_mesh_sequence(
-            load_obj_sequence(args.pred_meshes), load_ground_truth(args.gt), protocol=args.protocol,
-            points=args.points, num_samples=args.num_samples,
+            load_obj_sequence(args.pred_meshes),
+            load_ground_truth(args.gt),
+            protocol=args.protocol,
+            points=args.points,
+            num_samples=args.num_samples,
         )
     if args.pred_masks is not None or args.pred_rgb is not None:
         if args.gt_masks is None:
             raise Lab4dError("mask IoU and masked PSNR need --gt-masks")
         gt_masks = as_mask(load_stack(args.gt_masks))
         if args.pred_masks is not None:
-            results["masks"] = evaluate_masks(_same_shape(as_mask(load_stack(args.pred_masks)), gt_masks, args.pred_masks), gt_masks)
+            results["masks"] = evaluate_masks(
+                _same_shape(as_mask(load_stack(args.pred_masks)), gt_masks, args.pred_masks), gt_masks
+            )
         if args.pred_rgb is not None:
             if args.gt_rgb is None:
                 raise Lab4dError("masked PSNR needs --gt-rgb as well as --pred-rgb")
             gt_rgb = as_rgb(load_stack(args.gt_rgb))
-            results["rgb"] = evaluate_rgb(_same_shape(as_rgb(load_stack(args.pred_rgb)), gt_rgb, args.pred_rgb), gt_rgb, gt_masks)
+            results["rgb"] = evaluate_rgb(
+                _same_shape(as_rgb(load_stack(args.pred_rgb)), gt_rgb, args.pred_rgb), gt_rgb, gt_masks
+            )
     if not results:
         raise Lab4dError("nothing to evaluate: give --pred-meshes/--gt and/or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
@@ -145,12 +203,19 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _same_shape(pred, gt, path: Path):
     if pred.shape[:3] != gt.shape[:3]:
-        raise Lab4dError(f"{path}: shape {pred.shape[:3]} differs from the ground truth's {gt.shape[:3]} (frames, height, width)")
+        raise Lab4dError(
+            f"{path}: shape {pred.shape[:3]} differs from the ground truth's {gt.shape[:3]} (frames, height, width)"
+        )
     return pred
 
 
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", type=Path, default=Path("workflow/schemas"), help="folder for config.schema.yaml and dataset.schema.yaml (default: workflow/schemas)")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("workflow/schemas"),
+        help="folder for config.schema.yaml and dataset.schema.yaml (default: workflow/schemas)",
+    )
 
 
 @command("schema", "regenerate the workflow's JSON schemas from the typed configs", _schema_arguments)
@@ -173,7 +238,9 @@ def schema_files() -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lab4d", description="4D reconstruction of deformable objects from monocular videos.")
+    parser = argparse.ArgumentParser(
+        prog="lab4d", description="4D reconstruction of deformable objects from monocular videos."
+    )
     parser.add_argument("--version", action="version", version=f"lab4d_core {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, (summary, arguments, run) in COMMANDS.items():

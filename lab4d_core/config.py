@@ -61,7 +61,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise Lab4dError(f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}, got {value!r}")
+            raise Lab4dError(
+                f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}, got {value!r}"
+            )
         return from_dict(tp, value, where)
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(tp)
@@ -100,7 +102,9 @@ def from_dict(cls: type, data: dict, where: str = "config"):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise Lab4dError(f"{where}: unknown key {', '.join(repr(u) for u in unknown)}; valid keys are {', '.join(sorted(names))}")
+        raise Lab4dError(
+            f"{where}: unknown key {', '.join(repr(u) for u in unknown)}; valid keys are {', '.join(sorted(names))}"
+        )
     values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**values)
@@ -190,7 +194,9 @@ class SynthConfig:
     """Which processed arrays to write: lab4d's object crops and/or full frames."""
     single_inst: bool = True
     """One individual in every video (true) or a new morphology per video (false)."""
-    motions: list[Literal["walk", "trot", "wave", "turn"]] = field(default_factory=lambda: ["walk", "trot", "turn", "wave"])
+    motions: list[Literal["walk", "trot", "wave", "turn"]] = field(
+        default_factory=lambda: ["walk", "trot", "turn", "wave"]
+    )
     """Motion of each video (cycled) for procedural characters."""
     cameras: list[Literal["orbit", "arc", "handheld"]] = field(default_factory=lambda: ["orbit", "handheld", "arc"])
     """Camera path of each video (cycled)."""
@@ -267,7 +273,11 @@ def add_arguments(parser, cls: type, rename: dict[str, str] | None = None) -> No
             continue
         flag = "--" + rename.get(f.name, f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')} (default: {default})"}
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{docs.get(f.name, '')} (default: {default})",
+        }
         origin = typing.get_origin(tp)
         inner = typing.get_args(tp)[0] if origin is list else tp
         if typing.get_origin(inner) in (types.UnionType, typing.Union):

@@ -16,7 +16,25 @@ def test_synth_with_a_missing_asset_fails_with_one_line_and_status_2(tmp_path, c
 
 def test_link_validates_in_place_and_preview_draws_it(tiny_quad, tmp_path):
     manifest = tmp_path / "linked" / "manifest.json"
-    assert main(["link", "--root", str(tiny_quad), "--collection", "tiny-quad", "--out", str(manifest), "--train-res", "64", "--prefixes", "crop", "full"]) == 0
+    assert (
+        main(
+            [
+                "link",
+                "--root",
+                str(tiny_quad),
+                "--collection",
+                "tiny-quad",
+                "--out",
+                str(manifest),
+                "--train-res",
+                "64",
+                "--prefixes",
+                "crop",
+                "full",
+            ]
+        )
+        == 0
+    )
     data = json.loads(manifest.read_text())
     assert data["root"] == str(tiny_quad) and data["num_frames"] == [12, 12] and data["ground_truth"]
     png = tmp_path / "sheet.png"
@@ -42,8 +60,26 @@ def test_evaluate_writes_mesh_and_mask_metrics(tiny_quad, tmp_path):
         trimesh.Trimesh(v, faces, process=False).export(pred / f"{frame:05d}.obj")
     masks = tiny_quad / "database" / "processed" / "Annotations" / "Full-Resolution" / "tiny-quad-0000"
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", "--out", str(out), "--pred-meshes", str(pred), "--gt", str(gt), "--num-samples", "2000",
-                 "--pred-masks", str(masks), "--gt-masks", str(masks)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--out",
+                str(out),
+                "--pred-meshes",
+                str(pred),
+                "--gt",
+                str(gt),
+                "--num-samples",
+                "2000",
+                "--pred-masks",
+                str(masks),
+                "--gt-masks",
+                str(masks),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(out.read_text())
     assert metrics["meshes"]["mean"]["fscore@0.10"] == 1.0 and metrics["meshes"]["mean"]["cd"] < 1e-3
     assert metrics["masks"]["mask_iou"] == 1.0

@@ -25,7 +25,9 @@ def test_every_config_field_has_a_docstring():
 def test_unknown_key_is_an_error_naming_it_and_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("source:\n  synthetic:\n    num_video: 3\n")
-    with pytest.raises(Lab4dError, match=r"bad.yaml.source.synthetic: unknown key 'num_video'; valid keys are .*num_videos"):
+    with pytest.raises(
+        Lab4dError, match=r"bad.yaml.source.synthetic: unknown key 'num_video'; valid keys are .*num_videos"
+    ):
         load_dataset_config(path)
 
 
@@ -58,4 +60,8 @@ def test_schema_rejects_unknown_keys_and_documents_fields():
     schema = json_schema(DatasetConfig)
     synthetic = schema["properties"]["source"]["properties"]["synthetic"]["anyOf"][0]
     assert synthetic["additionalProperties"] is False
-    assert synthetic["properties"]["num_frames"] == {"type": "integer", "description": "Frames per video.", "default": 48}
+    assert synthetic["properties"]["num_frames"] == {
+        "type": "integer",
+        "description": "Frames per video.",
+        "default": 48,
+    }

@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -31,9 +30,7 @@ FLOW_DELTAS = (1, 2, 4, 8)
 PREFIXES = ("crop", "full")
 FEATURE_TYPES = ("dinov2", "cse")
 FEATURE_SHAPE = (112, 112, 16)
-DATA_KINDS = ("rgb", "mask", "crop2raw", "is_detected", "depth") + tuple(
-    f"features-{t}" for t in FEATURE_TYPES
-)
+DATA_KINDS = ("rgb", "mask", "crop2raw", "is_detected", "depth") + tuple(f"features-{t}" for t in FEATURE_TYPES)
 FLOW_KINDS = tuple(f"flow-{d}-{delta}" for d in ("fw", "bw") for delta in FLOW_DELTAS)
 ARRAY_KINDS = DATA_KINDS + FLOW_KINDS
 MAX_LISTED_PROBLEMS = 10
@@ -355,9 +352,7 @@ def _read_config(root: Path, collection: str) -> tuple[list[tuple[Path, list, tu
     return videos, problems
 
 
-def _parse_section(
-    root: Path, path: Path, name: str, section: configparser.SectionProxy
-) -> tuple | str:
+def _parse_section(root: Path, path: Path, name: str, section: configparser.SectionProxy) -> tuple | str:
     """(img_dir, ks, shape) of one [data_i] section, or its problem line."""
     missing = [k for k in ("ks", "shape", "img_path") if k not in section]
     if missing:
@@ -408,9 +403,7 @@ class Database:
         raw = [v.num_frames_raw for v in self.videos]
         self.frame_offset = np.cumsum([0] + kept, dtype=np.int64)
         self.frame_offset_raw = np.cumsum([0] + raw, dtype=np.int64)
-        self.frame_mapping = np.concatenate(
-            [v.kept_ids + off for v, off in zip(self.videos, self.frame_offset_raw)]
-        )
+        self.frame_mapping = np.concatenate([v.kept_ids + off for v, off in zip(self.videos, self.frame_offset_raw)])
 
     @property
     def num_frames(self) -> int:
@@ -476,9 +469,7 @@ def _remove_stale(folder: Path, suffix: str, keep: set[str]) -> None:
             path.unlink()
 
 
-def _input_problem(
-    label: str, path: Path, shape: tuple[int, ...], dtype: str, value: np.ndarray
-) -> str | None:
+def _input_problem(label: str, path: Path, shape: tuple[int, ...], dtype: str, value: np.ndarray) -> str | None:
     """Problem line for a writer input whose shape or kind of dtype cannot be stored."""
     value = np.asarray(value)
     where = f"{label} (for {path})"
@@ -574,13 +565,9 @@ def _check_record(record: VideoRecord) -> list[str]:
     kept, masks = np.asarray(record.kept_ids), np.asarray(record.masks_raw)
     problems = []
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        problems.append(
-            f"{name} frames_raw: expected (N_raw, H, W, 3) uint8, found {frames.shape} {frames.dtype}"
-        )
+        problems.append(f"{name} frames_raw: expected (N_raw, H, W, 3) uint8, found {frames.shape} {frames.dtype}")
     if kept.ndim != 1 or kept.size == 0 or kept.dtype.kind not in "iu":
-        problems.append(
-            f"{name} kept_ids: expected a non-empty 1-D integer array, found {kept.shape} {kept.dtype}"
-        )
+        problems.append(f"{name} kept_ids: expected a non-empty 1-D integer array, found {kept.shape} {kept.dtype}")
     elif np.any(np.diff(kept) <= 0) or kept[0] != 0 or kept[-1] >= len(frames):
         # lab4d locates a video's Cameras/ through its kept frame 00000.jpg.
         problems.append(
@@ -600,9 +587,7 @@ def _check_record(record: VideoRecord) -> list[str]:
     return problems
 
 
-def _camera_outputs(
-    root: Path, record: VideoRecord
-) -> tuple[list[tuple[Path, np.ndarray]], list[str]]:
+def _camera_outputs(root: Path, record: VideoRecord) -> tuple[list[tuple[Path, np.ndarray]], list[str]]:
     """(path, stored value) of every camera file, and the problems found."""
     outputs, problems = [], []
     for name, cameras in record.cameras.items():
@@ -648,7 +633,7 @@ def _write_frames(root: Path, record: VideoRecord, quality: int) -> None:
     for raw_id, mask in zip(kept, record.masks_raw):
         # Copy the raw jpg rather than re-encode, so both folders hold identical pixels.
         jpg = (raw_dir / f"{raw_id:05d}.jpg").read_bytes()
-        atomic_write(img_dir / f"{raw_id:05d}.jpg", lambda f: f.write(jpg))
+        atomic_write(img_dir / f"{raw_id:05d}.jpg", lambda f, data=jpg: f.write(data))
         _save_npy(mask_dir / f"{raw_id:05d}.npy", np.asarray(mask, dtype=np.int8))
     _remove_stale(raw_dir, ".jpg", {f"{i:05d}.jpg" for i in range(len(record.frames_raw))})
     _remove_stale(img_dir, ".jpg", {f"{i:05d}.jpg" for i in kept})
@@ -667,9 +652,7 @@ def write_config(
     config = configparser.RawConfigParser()
     config["data"] = {"init_frame": "0", "end_frame": "-1"}
     for i, video in enumerate(videos):
-        seqname, ks, shape = (
-            (video.seqname, video.ks, video.shape) if isinstance(video, VideoRecord) else video
-        )
+        seqname, ks, shape = (video.seqname, video.ks, video.shape) if isinstance(video, VideoRecord) else video
         config[f"data_{i}"] = {
             # repr() round-trips floats exactly; lab4d parses with float().
             "ks": " ".join(repr(float(k)) for k in ks),

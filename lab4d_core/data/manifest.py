@@ -31,9 +31,6 @@ class Manifest:
     def database(self) -> Database:
         return Database(self.root, self.collection, resolution=self.train_res, prefixes=tuple(self.prefixes))
 
-    def ground_truth_dir(self, video: int) -> Path:
-        return self.root / "GroundTruth" / self.videos[video]
-
 
 def read_manifest(path: Path) -> Manifest:
     path = Path(path)
@@ -55,7 +52,9 @@ def read_manifest(path: Path) -> Manifest:
         raise Lab4dError(f"{path}: not a valid dataset manifest ({error}); delete it and rebuild the dataset") from None
 
 
-def link_database(root: Path, collection: str, out: Path, train_res: int = 256, prefixes: tuple[str, ...] = ("crop",)) -> dict:
+def link_database(
+    root: Path, collection: str, out: Path, train_res: int = 256, prefixes: tuple[str, ...] = ("crop",)
+) -> dict:
     """Validate an existing processed database in place and write a manifest pointing to it."""
     root = Path(root).resolve()
     database = Database(root, collection, resolution=train_res, prefixes=prefixes)

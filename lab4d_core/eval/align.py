@@ -33,7 +33,9 @@ class Sim3:
         rotation = np.asarray(self.rotation, dtype=np.float64)
         translation = np.asarray(self.translation, dtype=np.float64)
         if rotation.shape != (3, 3) or translation.shape != (3,):
-            raise ValueError(f"Sim3 needs a (3, 3) rotation and a (3,) translation, got {rotation.shape} and {translation.shape}")
+            raise ValueError(
+                f"Sim3 needs a (3, 3) rotation and a (3,) translation, got {rotation.shape} and {translation.shape}"
+            )
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "rotation", rotation)
         object.__setattr__(self, "translation", translation)
@@ -142,7 +144,9 @@ def align_sim3_sequence(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[n
     return icp(pred_frames, gt_frames, iters=iters, with_scale=True, init=rigid.compose(coarse))
 
 
-def align_per_frame_icp(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], iters: int = 100) -> list[Sim3]:
+def align_per_frame_icp(
+    pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], iters: int = 100
+) -> list[Sim3]:
     """BANMo protocol: per frame, scale by the median-depth ratio, then rigid ICP."""
     pred_frames = _as_frames(pred_frames, "pred")
     gt_frames = _as_frames(gt_frames, "gt")

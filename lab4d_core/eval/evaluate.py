@@ -83,10 +83,14 @@ def load_obj_sequence(directory: str | Path) -> list[Mesh]:
         raise Lab4dError(f"mesh directory {directory} does not exist; export the predicted meshes there first")
     frames = {int(m.group(1)): path for path in directory.iterdir() if (m := _OBJ_NAME.match(path.name))}
     if not frames:
-        raise Lab4dError(f"no meshes named like 00000.obj in {directory}; export one OBJ per frame named by its 5-digit index")
+        raise Lab4dError(
+            f"no meshes named like 00000.obj in {directory}; export one OBJ per frame named by its 5-digit index"
+        )
     missing = sorted(set(range(max(frames) + 1)) - set(frames))
     if missing:
-        raise Lab4dError(f"{directory} lacks meshes for frames {missing[:10]}; frames must run 00000.obj..{max(frames):05d}.obj without gaps")
+        raise Lab4dError(
+            f"{directory} lacks meshes for frames {missing[:10]}; frames must run 00000.obj..{max(frames):05d}.obj without gaps"
+        )
     return [_load_obj(frames[t]) for t in range(len(frames))]
 
 
@@ -96,15 +100,23 @@ def load_ground_truth(seq_dir: str | Path) -> list[Mesh]:
     verts_path, faces_path = seq_dir / "verts_cam.npy", seq_dir / "faces.npy"
     for path in (verts_path, faces_path):
         if not path.is_file():
-            raise Lab4dError(f"ground-truth file {path} is missing; regenerate the sequence's ground truth into {seq_dir}")
+            raise Lab4dError(
+                f"ground-truth file {path} is missing; regenerate the sequence's ground truth into {seq_dir}"
+            )
     verts = np.load(verts_path)
     faces = np.load(faces_path)
     if verts.ndim != 3 or verts.shape[2] != 3 or len(verts) == 0:
-        raise Lab4dError(f"{verts_path} must hold a non-empty (N, V, 3) array, got shape {verts.shape}; regenerate the ground truth")
+        raise Lab4dError(
+            f"{verts_path} must hold a non-empty (N, V, 3) array, got shape {verts.shape}; regenerate the ground truth"
+        )
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise Lab4dError(f"{faces_path} must hold an integer (F, 3) array, got {faces.dtype} {faces.shape}; regenerate the ground truth")
+        raise Lab4dError(
+            f"{faces_path} must hold an integer (F, 3) array, got {faces.dtype} {faces.shape}; regenerate the ground truth"
+        )
     if faces.size and (faces.min() < 0 or faces.max() >= verts.shape[1]):
-        raise Lab4dError(f"{faces_path} indexes vertices outside 0..{verts.shape[1] - 1}; it does not match {verts_path}")
+        raise Lab4dError(
+            f"{faces_path} indexes vertices outside 0..{verts.shape[1] - 1}; it does not match {verts_path}"
+        )
     return [(frame_verts.astype(np.float64), faces.astype(np.int64)) for frame_verts in verts]
 
 
@@ -117,7 +129,9 @@ def _align(pred_pts: list[np.ndarray], gt_pts: list[np.ndarray], protocol: str) 
     return transforms, {"type": "per_frame_icp", "per_frame": [sim3.to_dict() for sim3 in transforms]}
 
 
-def _frame_metrics(pred: np.ndarray, gt: np.ndarray, abs_thresholds: Sequence[float], rel_fractions: Sequence[float]) -> dict:
+def _frame_metrics(
+    pred: np.ndarray, gt: np.ndarray, abs_thresholds: Sequence[float], rel_fractions: Sequence[float]
+) -> dict:
     """CD plus F-score/precision/recall at absolute and bbox-relative thresholds for one frame."""
     names = [_format_tau(tau) for tau in abs_thresholds] + [f"{100 * frac:g}%bbox" for frac in rel_fractions]
     taus = np.concatenate([np.asarray(abs_thresholds, dtype=np.float64), relative_thresholds(gt, rel_fractions)])

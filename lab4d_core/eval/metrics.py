@@ -106,7 +106,9 @@ def masked_psnr(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarra
     mask = np.broadcast_to(np.asarray(mask, dtype=np.float64), pred.shape[:3])
     weight = mask.sum(axis=(1, 2))
     if np.any(weight <= 0.0):
-        raise ValueError(f"masked PSNR is undefined for frames with an empty mask: {np.flatnonzero(weight <= 0.0).tolist()}")
+        raise ValueError(
+            f"masked PSNR is undefined for frames with an empty mask: {np.flatnonzero(weight <= 0.0).tolist()}"
+        )
     sq_err = np.sum(mask[..., None] * (pred - gt) ** 2, axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
         return -10.0 * np.log10(sq_err / (3.0 * weight))

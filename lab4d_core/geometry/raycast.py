@@ -21,7 +21,9 @@ class RayHits:
         return self.triangle >= 0
 
 
-def raycast(origins: np.ndarray, directions: np.ndarray, verts: np.ndarray, faces: np.ndarray, chunk: int = 64) -> RayHits:
+def raycast(
+    origins: np.ndarray, directions: np.ndarray, verts: np.ndarray, faces: np.ndarray, chunk: int = 64
+) -> RayHits:
     """Nearest intersection of each ray with a triangle mesh (both sides count).
 
     Brute force over all triangles, in chunks of rays to bound memory: meant for

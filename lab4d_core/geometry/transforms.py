@@ -69,12 +69,6 @@ def make_transform(rotation: np.ndarray | None = None, translation: np.ndarray |
     return out
 
 
-def invert_rigid(transform: np.ndarray) -> np.ndarray:
-    """Inverse of (..., 4, 4) rigid transforms without a general matrix inverse."""
-    rot_t = np.swapaxes(transform[..., :3, :3], -1, -2)
-    return make_transform(rot_t, -(rot_t @ transform[..., :3, 3:4])[..., 0])
-
-
 def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply (..., 4, 4) transforms to (..., P, 3) points."""
     return points @ np.swapaxes(transform[..., :3, :3], -1, -2) + transform[..., None, :3, 3]

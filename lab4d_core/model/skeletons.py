@@ -56,9 +56,6 @@ class Skeleton:
                 mirror.append(index[name])
         return np.asarray(mirror)
 
-    def children(self, joint: int) -> list[int]:
-        return [j for j, p in enumerate(self.parents) if p == joint]
-
     def rest_offsets(self) -> np.ndarray:
         """(J, 3) joint position relative to its parent (the root's is its position)."""
         parents = np.asarray(self.parents)
@@ -73,7 +70,7 @@ class Skeleton:
         lengths[np.asarray(self.parents) < 0] = 0.0
         return lengths
 
-    def with_offsets(self, offsets: np.ndarray) -> "Skeleton":
+    def with_offsets(self, offsets: np.ndarray) -> Skeleton:
         """A skeleton with the same tree and new parent-relative rest offsets."""
         joints = np.zeros_like(offsets)
         for j, p in enumerate(self.parents):
@@ -98,7 +95,9 @@ class Skeleton:
         for j, p in enumerate(self.parents):
             translate = make_transform(None, offsets[j])
             parent = root if p < 0 else frames[..., p, :, :]
-            frames[..., j, :, :] = translate @ local[..., j, :, :] if parent is None else parent @ translate @ local[..., j, :, :]
+            frames[..., j, :, :] = (
+                translate @ local[..., j, :, :] if parent is None else parent @ translate @ local[..., j, :, :]
+            )
         return frames
 
     def skinning_transforms(self, joint_so3: np.ndarray, root: np.ndarray | None = None) -> np.ndarray:
@@ -142,14 +141,28 @@ def quadruped() -> Skeleton:
         ("spine3", (0.0, -0.17, 0.38), "spine2"),  # head
     ]
     joints += _limb(
-        _mirrored([("shoulder", (0.08, 0.06, 0.22)), ("elbow", (0.08, 0.22, 0.24)), ("wrist", (0.08, 0.37, 0.22)), ("hand", (0.08, 0.45, 0.25))]),
+        _mirrored(
+            [
+                ("shoulder", (0.08, 0.06, 0.22)),
+                ("elbow", (0.08, 0.22, 0.24)),
+                ("wrist", (0.08, 0.37, 0.22)),
+                ("hand", (0.08, 0.45, 0.25)),
+            ]
+        ),
         "spine2",
     )
     tail = [(0.0, -0.04, -0.34), (0.0, -0.06, -0.42), (0.0, -0.08, -0.50), (0.0, -0.09, -0.58), (0.0, -0.10, -0.65)]
     for k, pos in enumerate(tail):
         joints.append((f"tail{k}", pos, "spine0" if k == 0 else f"tail{k - 1}"))
     joints += _limb(
-        _mirrored([("hip", (0.08, 0.06, -0.26)), ("knee", (0.08, 0.21, -0.20)), ("ankle", (0.08, 0.35, -0.30)), ("foot", (0.08, 0.45, -0.27))]),
+        _mirrored(
+            [
+                ("hip", (0.08, 0.06, -0.26)),
+                ("knee", (0.08, 0.21, -0.20)),
+                ("ankle", (0.08, 0.35, -0.30)),
+                ("foot", (0.08, 0.45, -0.27)),
+            ]
+        ),
         "spine0",
     )
     return _build("quad", joints)
@@ -164,7 +177,14 @@ def human() -> Skeleton:
         ("head", (0.0, -0.60, 0.0), "spine2"),
     ]
     joints += _limb(
-        _mirrored([("shoulder", (0.04, -0.50, 0.0)), ("arm", (0.19, -0.49, 0.0)), ("forearm", (0.25, -0.21, 0.0)), ("hand", (0.29, 0.05, 0.0))]),
+        _mirrored(
+            [
+                ("shoulder", (0.04, -0.50, 0.0)),
+                ("arm", (0.19, -0.49, 0.0)),
+                ("forearm", (0.25, -0.21, 0.0)),
+                ("hand", (0.29, 0.05, 0.0)),
+            ]
+        ),
         "spine2",
     )
     joints += _limb(

@@ -10,9 +10,9 @@ from PIL import Image, ImageDraw
 from lab4d_core.data.database import Database
 from lab4d_core.utils.io import atomic_write
 
-_VIRIDIS = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
-) / 255.0
+_VIRIDIS = (
+    np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64) / 255.0
+)
 
 
 def colorize_depth(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -38,14 +38,17 @@ def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     k = (np.array([5.0, 3.0, 1.0]) + hue[..., None] * 6.0) % 6.0
     rgb = 1.0 - saturation[..., None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
     if flow.shape[-1] == 3:
-        rgb *= (flow[..., 2:3] > 0)
+        rgb *= flow[..., 2:3] > 0
     return rgb
 
 
 def _panels(video, frame: int, prefix: str) -> list[np.ndarray]:
     """rgb, mask, depth (when present) and forward flow of one frame, as float images."""
     mask = video.array("mask", prefix)[frame]
-    panels = [video.array("rgb", prefix)[frame].astype(np.float64), np.repeat(mask[..., :1], 3, axis=-1).astype(np.float64)]
+    panels = [
+        video.array("rgb", prefix)[frame].astype(np.float64),
+        np.repeat(mask[..., :1], 3, axis=-1).astype(np.float64),
+    ]
     if video.has("depth", prefix):
         panels.append(colorize_depth(video.array("depth", prefix)[frame].astype(np.float64), mask[..., 0]))
     panels.append(colorize_flow(video.flow(1, "fw", prefix)[frame]))
@@ -65,7 +68,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def contact_sheet(root: Path, collection: str, train_res: int = 256, frames_per_video: int = 4, prefix: str = "crop") -> np.ndarray:
+def contact_sheet(
+    root: Path, collection: str, train_res: int = 256, frames_per_video: int = 4, prefix: str = "crop"
+) -> np.ndarray:
     """(H, W, 3) uint8: one row per sampled frame of every video, panels side by side, titled."""
     database = Database(root, collection, resolution=train_res, prefixes=(prefix,))
     rows = []

@@ -20,7 +20,10 @@ def _sequence() -> list[np.ndarray]:
     """Three frames of the blob moving (small rotation and drift) in camera space."""
     base = _cloud()
     center = base.mean(axis=0)
-    return [(base - center) @ so3_exp(np.array([0.0, 0.1 * t, 0.05 * t])).T + center + [0.05 * t, 0.0, 0.1 * t] for t in range(3)]
+    return [
+        (base - center) @ so3_exp(np.array([0.0, 0.1 * t, 0.05 * t])).T + center + [0.05 * t, 0.0, 0.1 * t]
+        for t in range(3)
+    ]
 
 
 def _rotation_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -78,7 +78,10 @@ def test_mask_iou_on_hand_made_masks():
     gt[0, 2:6, 0:4] = True  # overlap 2x4 = 8, union 16 + 16 - 8 = 24
     np.testing.assert_allclose(mask_iou(pred, gt), [8 / 24, 1.0])
     assert mask_iou(pred[0], pred[0]).tolist() == [1.0]
-    assert evaluate_masks(pred, gt) == {"mask_iou": pytest.approx((8 / 24 + 1) / 2), "per_frame": pytest.approx([8 / 24, 1.0])}
+    assert evaluate_masks(pred, gt) == {
+        "mask_iou": pytest.approx((8 / 24 + 1) / 2),
+        "per_frame": pytest.approx([8 / 24, 1.0]),
+    }
 
 
 def test_masked_psnr_ignores_pixels_outside_mask():
@@ -100,7 +103,15 @@ def test_evaluate_identical_sequence(points):
     json.dumps(report)
     assert report["mean"]["cd"] == pytest.approx(0.0, abs=1e-6)
     fscores = {k: v for k, v in report["mean"].items() if k.startswith("fscore@")}
-    assert set(fscores) == {"fscore@0.02", "fscore@0.05", "fscore@0.10", "fscore@1%bbox", "fscore@2%bbox", "fscore@5%bbox", "fscore@10%bbox"}
+    assert set(fscores) == {
+        "fscore@0.02",
+        "fscore@0.05",
+        "fscore@0.10",
+        "fscore@1%bbox",
+        "fscore@2%bbox",
+        "fscore@5%bbox",
+        "fscore@10%bbox",
+    }
     assert all(v == pytest.approx(1.0) for v in fscores.values())
 
 

@@ -19,7 +19,12 @@ def test_rays_hit_a_sphere_at_the_analytic_distance():
 
 def test_rays_that_miss_report_no_triangle():
     tri = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
-    hits = raycast(np.zeros((2, 3)), pixel_rays(np.array([[0.2, 0.2], [5.0, 5.0]]), (1.0, 1.0, 0.0, 0.0)), tri, np.array([[0, 1, 2]]))
+    hits = raycast(
+        np.zeros((2, 3)),
+        pixel_rays(np.array([[0.2, 0.2], [5.0, 5.0]]), (1.0, 1.0, 0.0, 0.0)),
+        tri,
+        np.array([[0, 1, 2]]),
+    )
     assert hits.triangle.tolist() == [0, -1]
     np.testing.assert_allclose(hits.distance[0], 1.0)
     np.testing.assert_allclose(hits.barycentric[0], [0.6, 0.2, 0.2])

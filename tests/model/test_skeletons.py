@@ -27,7 +27,9 @@ def test_forward_kinematics_keeps_bone_lengths_and_moves_only_descendants(name):
     posed = skeleton.forward_kinematics(angles)[:, :3, 3]
     parents = np.asarray(skeleton.parents)
     child = parents >= 0
-    np.testing.assert_allclose(np.linalg.norm(posed[child] - posed[parents[child]], axis=-1), skeleton.bone_lengths()[child])
+    np.testing.assert_allclose(
+        np.linalg.norm(posed[child] - posed[parents[child]], axis=-1), skeleton.bone_lengths()[child]
+    )
 
     joint = skeleton.joint_names.index(skeleton.joint_names[parents[-1]])  # parent of the last joint
     single = np.zeros((skeleton.num_joints, 3))

@@ -5,10 +5,10 @@ from lab4d_core.tools.preview import colorize_depth, colorize_flow
 
 def test_flow_colours_encode_direction_and_hide_unconfident_pixels():
     flow = np.zeros((1, 4, 3))
-    flow[0, 0] = [2.0, 0.0, 1.0]   # right
+    flow[0, 0] = [2.0, 0.0, 1.0]  # right
     flow[0, 1] = [-2.0, 0.0, 1.0]  # left: the opposite hue
-    flow[0, 2] = [0.0, 0.0, 1.0]   # still: white
-    flow[0, 3] = [2.0, 0.0, 0.0]   # no confidence: black
+    flow[0, 2] = [0.0, 0.0, 1.0]  # still: white
+    flow[0, 3] = [2.0, 0.0, 0.0]  # no confidence: black
     rgb = colorize_flow(flow, max_magnitude=2.0)
     np.testing.assert_allclose(rgb[0, 0] + rgb[0, 1], [1.0, 1.0, 1.0])  # complementary colours
     np.testing.assert_allclose(rgb[0, 2], [1.0, 1.0, 1.0])

@@ -27,7 +27,9 @@ def snakemake(*args: str, workdir: Path | None = None) -> subprocess.CompletedPr
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args]
     if workdir is not None:
         command += ["--directory", str(workdir)]
-    return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    return subprocess.run(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -38,7 +40,9 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 def overlay(tmp_path: Path, datasets: list[str], dataset_configs: Path, **extra) -> Path:
     """A --configfile for runs in ``tmp_path`` (absolute dataset_configs, so --directory works)."""
-    return write_yaml(tmp_path / "config.yaml", {"datasets": datasets, "dataset_configs": str(dataset_configs), **extra})
+    return write_yaml(
+        tmp_path / "config.yaml", {"datasets": datasets, "dataset_configs": str(dataset_configs), **extra}
+    )
 
 
 def test_default_dry_run_schedules_synthesis_and_preview(tmp_path):

@@ -36,6 +36,13 @@ def background(rng: np.random.Generator, floor_height: float, radius: float = 14
     dome_faces = np.asarray(dome.faces)[:, ::-1]  # seen from inside
 
     return [
-        SceneMesh(verts.astype(np.float32), floor_faces.astype(np.int32), random_palette(rng), float(rng.uniform(2.0, 5.0))),
-        SceneMesh(np.asarray(dome.vertices, dtype=np.float32), dome_faces.astype(np.int32), random_palette(rng), float(rng.uniform(0.6, 1.5))),
+        SceneMesh(
+            verts.astype(np.float32), floor_faces.astype(np.int32), random_palette(rng), float(rng.uniform(2.0, 5.0))
+        ),
+        SceneMesh(
+            np.asarray(dome.vertices, dtype=np.float32),
+            dome_faces.astype(np.int32),
+            random_palette(rng),
+            float(rng.uniform(0.6, 1.5)),
+        ),
     ]

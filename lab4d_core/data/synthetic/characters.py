@@ -43,11 +43,6 @@ class Character:
         blended = np.einsum("vj,...jab->...vab", self.skin_weights, skinning_transforms[..., :3, :])
         return np.einsum("...vab,vb->...va", blended[..., :3], self.rest_verts) + blended[..., 3]
 
-    @property
-    def ground_height(self) -> float:
-        """y of the lowest rest-pose point (y points down): where the floor goes."""
-        return float(self.rest_verts[:, 1].max())
-
 
 @dataclass(frozen=True)
 class Capsule:
@@ -209,7 +204,7 @@ class Morphology:
     thickness: float = 1.0
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "Morphology":
+    def sample(cls, rng: np.random.Generator) -> Morphology:
         return cls(
             limb_length=rng.uniform(0.8, 1.25),
             body_length=rng.uniform(0.85, 1.2),

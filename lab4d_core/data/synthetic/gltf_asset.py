@@ -32,7 +32,9 @@ def read_glb(path: Path) -> tuple[dict, bytes]:
         raise Lab4dError(f"{path}: asset not found; pass --asset PATH to an existing .glb file")
     data = path.read_bytes()
     if len(data) < 20 or data[:4] != b"glTF":
-        raise Lab4dError(f"{path}: not a binary glTF (.glb) file; convert it with e.g. `npx gltf-pipeline -i in.gltf -o out.glb`")
+        raise Lab4dError(
+            f"{path}: not a binary glTF (.glb) file; convert it with e.g. `npx gltf-pipeline -i in.gltf -o out.glb`"
+        )
     json_length, _ = struct.unpack_from("<II", data, 12)
     doc = json.loads(data[20 : 20 + json_length])
     offset = 20 + json_length
@@ -81,7 +83,9 @@ def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return wa * a + wb * b
 
 
-def _sample_channel(times: np.ndarray, keys: np.ndarray, values: np.ndarray, path: str, interpolation: str) -> np.ndarray:
+def _sample_channel(
+    times: np.ndarray, keys: np.ndarray, values: np.ndarray, path: str, interpolation: str
+) -> np.ndarray:
     if interpolation == "CUBICSPLINE":
         values = values[1::3]  # keep the values, drop in/out tangents
     index = np.clip(np.searchsorted(keys, times, side="right") - 1, 0, len(keys) - 1)

@@ -105,12 +105,16 @@ def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) ->
     inside = (x0 >= 0) & (x0 + 1 < cols) & (y0 >= 0) & (y0 + 1 < rows)
     pixels, z, corner = pixels[inside], z[inside], (y0 * cols + x0)[inside]
     seen_object = source.frame.object_id.ravel()[pixels]
-    target_object, target_depth, target_vis = (a.ravel() for a in (target.frame.object_id, target.frame.depth, target.vis2d))
+    target_object, target_depth, target_vis = (
+        a.ravel() for a in (target.frame.object_id, target.frame.depth, target.vis2d)
+    )
     tolerance = VISIBILITY_TOLERANCE * z
     visible = np.ones(len(pixels), bool)
     for offset in (0, 1, cols, cols + 1):
         index = corner + offset
-        visible &= (target_object[index] == seen_object) & (np.abs(target_depth[index] - z) <= tolerance) & target_vis[index]
+        visible &= (
+            (target_object[index] == seen_object) & (np.abs(target_depth[index] - z) <= tolerance) & target_vis[index]
+        )
     flow[pixels[visible], 2] = 1.0
     return flow.reshape(height, width, 3)
 

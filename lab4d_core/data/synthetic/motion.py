@@ -23,7 +23,9 @@ def _set(angles: np.ndarray, skeleton: Skeleton, name: str, axis: int, values: n
     angles[:, index, axis] += values
 
 
-def _quad_gait(skeleton: Skeleton, phase: np.ndarray, offsets: dict[str, float], swing: float, flex: float) -> np.ndarray:
+def _quad_gait(
+    skeleton: Skeleton, phase: np.ndarray, offsets: dict[str, float], swing: float, flex: float
+) -> np.ndarray:
     angles = np.zeros((len(phase), skeleton.num_joints, 3))
     for leg, offset in offsets.items():
         side, front = leg.split("_")

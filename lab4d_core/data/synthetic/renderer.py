@@ -98,7 +98,8 @@ void main() {
     vec3 n = normalize(v_normal);
     float shade = 0.6 + 0.4 * abs(dot(n, light_dir));
     out_color = vec4(clamp(color * shade, 0.0, 1.0), float(object_id));
-    out_geometry = vec4(v_depth, float(gl_PrimitiveID), v_bary.x, v_bary.y);
+    // Triangle ids are stored + 1 so that the cleared value 0 means "nothing".
+    out_geometry = vec4(v_depth, float(gl_PrimitiveID + 1), v_bary.x, v_bary.y);
 }
 """
 
@@ -182,12 +183,14 @@ class Renderer:
     def _texture(self, image: np.ndarray):
         key = id(image)
         if key not in self._textures:
-            texture = self.ctx.texture((image.shape[1], image.shape[0]), 3, np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+            texture = self.ctx.texture(
+                (image.shape[1], image.shape[0]), 3, np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+            )
             texture.build_mipmaps()
             self._textures[key] = texture
         return self._textures[key]
 
-    def upload(self, mesh: Mesh) -> "UploadedMesh":
+    def upload(self, mesh: Mesh) -> UploadedMesh:
         """Send a mesh to the GPU once, to render it from several cameras."""
         # Unshared vertices per triangle: barycentrics and gl_PrimitiveID need them.
         corners = mesh.faces.reshape(-1)
@@ -204,7 +207,7 @@ class Renderer:
         return UploadedMesh(mesh, buffer, vao, len(corners))
 
     def render(
-        self, meshes: list["UploadedMesh"], world2cam: np.ndarray, intrinsics: np.ndarray, width: int, height: int
+        self, meshes: list[UploadedMesh], world2cam: np.ndarray, intrinsics: np.ndarray, width: int, height: int
     ) -> Frame:
         """Render uploaded meshes from one camera: (4, 4) world-to-camera and (fx, fy, cx, cy)."""
         import moderngl
@@ -213,8 +216,6 @@ class Renderer:
         fbo.use()
         self.ctx.enable(moderngl.DEPTH_TEST)
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        # clear() fills every attachment alike; the triangle channel needs -1 where empty.
-        fbo.color_attachments[1].write(np.tile(np.array([0, -1, 0, 0], np.float32), width * height).tobytes())
         prog = self.program
         prog["world2cam"].write(np.asarray(world2cam, dtype=np.float32).T.tobytes())
         prog["intrinsics"].value = tuple(float(k) for k in intrinsics)
@@ -231,7 +232,7 @@ class Renderer:
             rgb=color[..., :3],
             object_id=object_id,
             depth=np.where(object_id > 0, geometry[..., 0], 0.0).astype(np.float32),
-            triangle=np.rint(geometry[..., 1]).astype(np.int64),
+            triangle=np.rint(geometry[..., 1]).astype(np.int64) - 1,
             barycentric=np.where(object_id[..., None] > 0, bary, 0.0).astype(np.float32),
         )
 
@@ -240,7 +241,7 @@ class Renderer:
         data = np.frombuffer(fbo.read(attachment=attachment, components=4, dtype="f4"), dtype=np.float32)
         return np.flipud(data.reshape(height, width, 4))
 
-    def _draw(self, uploaded: "UploadedMesh") -> None:
+    def _draw(self, uploaded: UploadedMesh) -> None:
         mesh = uploaded.mesh
         self.program["object_id"].value = mesh.object_id
         self.program["textured"].value = int(mesh.texture is not None)

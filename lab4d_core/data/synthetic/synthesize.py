@@ -32,7 +32,7 @@ from lab4d_core.data.synthetic.cameras import camera_path
 from lab4d_core.data.synthetic.characters import Character, procedural_character
 from lab4d_core.data.synthetic.gltf_asset import load_asset
 from lab4d_core.data.synthetic.groundtruth import View, crop_params, exact_flow, inside_raw, surface_points
-from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, GAIT, motion_phase, root_trajectory
+from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, motion_phase, root_trajectory
 from lab4d_core.data.synthetic.renderer import Mesh, Renderer
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.transforms import apply_transform
@@ -82,7 +82,9 @@ def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, charact
         characters[instance] = procedural_character(cfg.character, cfg.seed * 1000 + instance, voxel=cfg.voxel)
     character = characters[instance]
     motion = cfg.motions[video % len(cfg.motions)]
-    angles = ANGLE_GENERATORS[cfg.character](character.skeleton, motion, motion_phase(motion, times, rng.uniform(0, 2 * np.pi)))
+    angles = ANGLE_GENERATORS[cfg.character](
+        character.skeleton, motion, motion_phase(motion, times, rng.uniform(0, 2 * np.pi))
+    )
     size = _body_length(character)
     # Humans walk at their own pace; scale by height rather than by body length.
     return Performance(
@@ -117,7 +119,9 @@ def _prefix_arrays(
                 points = surface_points(views[src], {CHARACTER_ID: (world_verts[dst], faces)}, scene)
                 stack.append(exact_flow(views[src], views[dst], points))
                 progress.update(1)
-            flows[direction][delta] = np.stack(stack) if stack else np.zeros((0,) + views[0].vis2d.shape + (3,), np.float32)
+            flows[direction][delta] = (
+                np.stack(stack) if stack else np.zeros((0,) + views[0].vis2d.shape + (3,), np.float32)
+            )
     vis2d = np.stack([v.vis2d for v in views])
     return PrefixArrays(
         rgb=np.stack([v.frame.rgb for v in views]) * vis2d[..., None],
@@ -150,14 +154,26 @@ def synthesize_video(
     focal = cfg.focal * max(height, width)
     ks = np.array([focal, focal, width / 2, height / 2])
 
-    static = [renderer.upload(Mesh(CHARACTER_ID + 1 + k, m.verts, m.faces, m.verts, m.palette, m.pattern_scale))
-              for k, m in enumerate(scene_meshes)]
+    static = [
+        renderer.upload(Mesh(CHARACTER_ID + 1 + k, m.verts, m.faces, m.verts, m.palette, m.pattern_scale))
+        for k, m in enumerate(scene_meshes)
+    ]
     frames_raw, masks_raw = [], []
     crop2raw: dict[str, list[np.ndarray]] = {prefix: [] for prefix in cfg.prefixes}
     views: dict[str, list[View]] = {prefix: [] for prefix in cfg.prefixes}
     for f in range(cfg.num_frames):
-        posed = renderer.upload(Mesh(CHARACTER_ID, world_verts[f], character.faces, character.rest_verts,
-                                     character.palette, character.pattern_scale, character.uv, character.texture))
+        posed = renderer.upload(
+            Mesh(
+                CHARACTER_ID,
+                world_verts[f],
+                character.faces,
+                character.rest_verts,
+                character.palette,
+                character.pattern_scale,
+                character.uv,
+                character.texture,
+            )
+        )
         raw = renderer.render([posed] + static, world2cam[f], ks, width, height)
         mask = raw.object_id == CHARACTER_ID
         frames_raw.append(np.clip(raw.rgb * 255 + 0.5, 0, 255).astype(np.uint8))
@@ -176,7 +192,9 @@ def synthesize_video(
     masks_raw = np.stack(masks_raw)
     is_detected = masks_raw.reshape(cfg.num_frames, -1).any(axis=1)
     arrays = {
-        prefix: _prefix_arrays(views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene, progress)
+        prefix: _prefix_arrays(
+            views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene, progress
+        )
         for prefix in cfg.prefixes
     }
 
@@ -203,10 +221,18 @@ def synthesize_video(
         "joint_so3": performance.joint_so3.astype(np.float32),
         "rest_joints": character.skeleton.rest_joints.astype(np.float32),
         "bone_lengths": character.skeleton.bone_lengths().astype(np.float32),
-        "skeleton": {"name": character.skeleton.name, "joint_names": list(character.skeleton.joint_names),
-                     "parents": list(character.skeleton.parents)},
-        "meta": {"motion": performance.label, "camera_path": kind, "fps": cfg.fps,
-                 "instance": 0 if cfg.single_inst else video, **_json_safe(character.meta)},
+        "skeleton": {
+            "name": character.skeleton.name,
+            "joint_names": list(character.skeleton.joint_names),
+            "parents": list(character.skeleton.parents),
+        },
+        "meta": {
+            "motion": performance.label,
+            "camera_path": kind,
+            "fps": cfg.fps,
+            "instance": 0 if cfg.single_inst else video,
+            **_json_safe(character.meta),
+        },
     }
     return record, truth
 

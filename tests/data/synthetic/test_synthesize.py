@@ -15,12 +15,15 @@ from lab4d_core.data.synthetic.synthesize import synthesize
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.raycast import pixel_rays, raycast
 from lab4d_core.geometry.transforms import apply_transform
-from tests.conftest import TINY_QUAD, shared_file
+from tests.conftest import shared_file
 
 
 def _truth(root, seq):
     folder = root / "GroundTruth" / seq
-    return {key: np.load(folder / f"{key}.npy") for key in ("verts_cam", "faces", "intrinsics", "rest_verts", "skin_weights", "bone_transforms", "field2cam")}
+    return {
+        key: np.load(folder / f"{key}.npy")
+        for key in ("verts_cam", "faces", "intrinsics", "rest_verts", "skin_weights", "bone_transforms", "field2cam")
+    }
 
 
 def _intrinsics(video, frame, prefix="crop"):
@@ -70,8 +73,12 @@ def test_flow_carries_visible_surface_points_onto_themselves(tiny_quad, delta, d
         k_src, k_dst = _intrinsics(video, src), _intrinsics(video, dst)
         seen = raycast(np.zeros(3), pixel_rays(pixels, k_src), truth["verts_cam"][src], truth["faces"])
         ok = seen.hit
-        moved = np.einsum("pc,pcd->pd", seen.barycentric[ok], truth["verts_cam"][dst][truth["faces"][seen.triangle[ok]]])
-        expected = np.stack([k_dst[0] * moved[:, 0] / moved[:, 2] + k_dst[2], k_dst[1] * moved[:, 1] / moved[:, 2] + k_dst[3]], -1)
+        moved = np.einsum(
+            "pc,pcd->pd", seen.barycentric[ok], truth["verts_cam"][dst][truth["faces"][seen.triangle[ok]]]
+        )
+        expected = np.stack(
+            [k_dst[0] * moved[:, 0] / moved[:, 2] + k_dst[2], k_dst[1] * moved[:, 1] / moved[:, 2] + k_dst[3]], -1
+        )
         warped = pixels[ok] + flow[ys[pick][ok], xs[pick][ok], :2]
         reprojection.append(np.linalg.norm(warped - expected, axis=-1))
         # The warped pixel must see that very point at the other time (it is visible there).
@@ -94,7 +101,9 @@ def test_depth_and_mask_equal_the_projected_ground_truth_mesh(tiny_quad):
     depth, mask = video.array("depth"), video.array("mask")
     for frame in (0, 5, 11):
         pixels = rng.integers(0, 64, size=(400, 2)).astype(np.float64)
-        hits = raycast(np.zeros(3), pixel_rays(pixels, _intrinsics(video, frame)), truth["verts_cam"][frame], truth["faces"])
+        hits = raycast(
+            np.zeros(3), pixel_rays(pixels, _intrinsics(video, frame)), truth["verts_cam"][frame], truth["faces"]
+        )
         rows, cols = pixels[:, 1].astype(int), pixels[:, 0].astype(int)
         inside = mask[frame, rows, cols, 1]
         assert (hits.hit[inside] == mask[frame, rows, cols, 0][inside]).mean() > 0.99
@@ -114,7 +123,16 @@ def test_ground_truth_bones_skinning_and_root_pose_reproduce_the_meshes(tiny_qua
 
 
 def test_instances_differ_in_shape_when_not_single_inst(tmp_path):
-    cfg = SynthConfig(character="human", num_videos=2, num_frames=9, resolution=48, train_res=32, prefixes=["crop"], single_inst=False, voxel=0.03)
+    cfg = SynthConfig(
+        character="human",
+        num_videos=2,
+        num_frames=9,
+        resolution=48,
+        train_res=32,
+        prefixes=["crop"],
+        single_inst=False,
+        voxel=0.03,
+    )
     synthesize(cfg, tmp_path / "people")
     lengths = [np.load(tmp_path / "people" / "GroundTruth" / f"people-000{k}" / "bone_lengths.npy") for k in range(2)]
     assert np.abs(lengths[0] - lengths[1]).max() > 0.01
@@ -139,7 +157,16 @@ def test_an_interrupted_synthesis_leaves_the_previous_dataset_untouched(tmp_path
 
 def test_a_gltf_asset_becomes_a_dataset_with_its_own_skeleton(tmp_path):
     fox = shared_file("Fox.glb")
-    cfg = SynthConfig(character="asset", asset=str(fox), animations=["Walk"], num_videos=1, num_frames=9, resolution=64, train_res=32, prefixes=["crop"])
+    cfg = SynthConfig(
+        character="asset",
+        asset=str(fox),
+        animations=["Walk"],
+        num_videos=1,
+        num_frames=9,
+        resolution=64,
+        train_res=32,
+        prefixes=["crop"],
+    )
     synthesize(cfg, tmp_path / "fox")
     video = Database(tmp_path / "fox", "fox", resolution=32, prefixes=("crop",)).videos[0]
     assert video.array("mask")[..., 0].reshape(9, -1).sum(axis=1).min() > 50
