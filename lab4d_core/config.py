@@ -183,7 +183,7 @@ class SynthConfig:
     num_videos: int = 2
     """Number of videos (sequences) in the dataset."""
     num_frames: int = 48
-    """Frames per video."""
+    """Frames per video (at least 9: lab4d drops shorter videos)."""
     fps: float = 30.0
     """Frame rate that motion speeds refer to."""
     resolution: int = 256

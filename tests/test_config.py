@@ -53,7 +53,7 @@ def test_cli_flags_come_from_fields_and_only_given_ones_override():
     add_arguments(parser, SynthConfig)
     args = parser.parse_args(["--num-frames", "20", "--no-single-inst", "--motions", "walk", "wave"])
     assert given_arguments(args, SynthConfig) == {"num_frames": 20, "single_inst": False, "motions": ["walk", "wave"]}
-    assert "Frames per video." in parser.format_help()
+    assert "Frames per video" in parser.format_help()
 
 
 def test_schema_rejects_unknown_keys_and_documents_fields():

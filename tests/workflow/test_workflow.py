@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from lab4d_core.cli import schema_files
+from lab4d_core.tools.reference import stale_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -98,9 +98,8 @@ def test_path_source_links_instead_of_synthesizing(tmp_path):
     assert f"lab4d link --root {tmp_path / 'downloads'} --collection cat --out data/mine/manifest.json" in result.stdout
 
 
-def test_committed_schemas_are_generated():
-    for name, text in schema_files().items():
-        assert (ROOT / "workflow" / "schemas" / name).read_text() == text, f"{name} is stale: run `lab4d schema`"
+def test_committed_schemas_and_config_reference_are_generated():
+    assert stale_files(ROOT) == [], "stale generated files: run `lab4d schema`"
 
 
 def test_tiny_synthetic_dataset_end_to_end(tmp_path):
