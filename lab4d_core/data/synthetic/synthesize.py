@@ -255,11 +255,11 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
     """Render the whole dataset into ``out`` atomically; returns the manifest."""
     out = Path(out)
     name = name or out.name
+    start = time.perf_counter()
+    renderer = Renderer()  # fails early, before anything is written, when OpenGL is missing
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    start = time.perf_counter()
-    renderer = Renderer()
     characters: dict = {}
     seqnames = [f"{name}-{v:04d}" for v in range(cfg.num_videos)]
     total = cfg.num_videos * (cfg.num_frames + len(cfg.prefixes) * _flow_pairs(cfg.num_frames))

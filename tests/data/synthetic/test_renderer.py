@@ -39,3 +39,18 @@ def test_triangle_ids_and_barycentrics_reconstruct_the_visible_surface():
     expected = pixel_rays(np.stack([xs, ys], -1), intrinsics) * frame.depth[ys, xs][:, None]
     np.testing.assert_allclose(points[ys, xs], expected, atol=1e-4)
     assert np.isnan(points[frame.object_id == 0]).all()
+
+
+def test_missing_opengl_gives_one_clear_error_saying_what_to_install(monkeypatch, tmp_path, capsys):
+    import moderngl
+
+    from lab4d_core.cli import main
+
+    def no_egl(**kwargs):
+        raise Exception("libEGL.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(moderngl, "create_context", no_egl)
+    assert main(["synth", "--num-frames", "9", "--out", str(tmp_path / "d")]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "libEGL.so.1" in message and "apt-get install libegl1" in message
+    assert not (tmp_path / "d").exists() and list(tmp_path.iterdir()) == []
