@@ -206,6 +206,46 @@ def _same_shape(pred, gt, path: Path):
     return pred
 
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="dataset YAML: config/datasets/<name>.yaml")
+    parser.add_argument("--data", type=Path, help="dataset manifest (default: data/<name>/manifest.json)")
+    parser.add_argument("--out", type=Path, help="output folder (default: results/<name>/train)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model or train option, lab4d-style (--set num_rounds=5 --set fg_motion=bob)",
+    )
+    parser.add_argument("--ngpu", type=int, default=0, help="GPUs to train on; >= 2 runs torchrun, 0 the CPU")
+    parser.add_argument("--nproc", type=int, default=1, help="CPU processes (gloo ranks) when --ngpu is 0")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default: auto)")
+    parser.add_argument("--until", type=int, help="stop at this step (checkpointed); the same command resumes")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+
+
+@command("train", "train the 4D model on a dataset (resumes from the last checkpoint)", _train_arguments)
+def _train(args: argparse.Namespace) -> None:
+    from lab4d_core.train.launch import TrainRequest, launch, run
+
+    name = args.config.stem
+    request = TrainRequest(
+        config=args.config,
+        data=args.data or Path("data") / name / "manifest.json",
+        out=args.out or Path("results") / name / "train",
+        overrides=args.overrides,
+        ngpu=args.ngpu,
+        nproc=args.nproc,
+        device=args.device,
+        until=args.until,
+    )
+    if args.worker:
+        run(request, args.device)
+    else:
+        launch(request)
+
+
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="repository root to write into (default: the current folder)"

@@ -234,11 +234,98 @@ class SourceConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The 4D model: canonical shape and colour field, deformation and cameras."""
+
+    fg_motion: Literal["rigid", "dense", "bob"] = "rigid"
+    """Deformation (lab4d): rigid (root pose only), dense (offset fields) or bob (25 Gaussian bones, blend skinning)."""
+    single_inst: bool = True
+    """One morphology code shared by all videos (true) or one per video (lab4d's --nosingle_inst)."""
+    encoding: Literal["hashgrid", "fourier"] = "hashgrid"
+    """Coordinate encoding of the field: a multi-resolution hash grid (fast) or lab4d's Fourier features."""
+    implementation: Literal["torch", "tcnn"] = "torch"
+    """Hash-grid backend: pure PyTorch (default, tested) or tinycudann when installed."""
+    hash_levels: int = 16
+    """Hash grid: number of resolution levels."""
+    hash_log2_size: int = 17
+    """Hash grid: log2 of the table size per level."""
+    hash_max_res: int = 512
+    """Hash grid: finest resolution over the object's bounding cube."""
+    num_freq_xyz: int = 10
+    """Fourier encoding: number of frequencies (lab4d: 10)."""
+    field_hidden: int | None = None
+    """Width of the SDF network (default: 64 with the hash grid, 256 with Fourier features as in lab4d)."""
+    field_depth: int | None = None
+    """Hidden layers of the SDF network (default: 2 with the hash grid, 8 with Fourier features as in lab4d)."""
+    num_bones: int = 25
+    """Gaussian bones of fg_motion: bob."""
+    init_beta: float = 0.1
+    """Initial VolSDF beta, relative to the object's radius (lab4d: 0.1 for an object of radius ~1)."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and rendering during training; lab4d's flag names and defaults unless a preset says otherwise."""
+
+    preset: Literal["auto", "cpu", "gpu"] = "auto"
+    """Defaults for the machine: cpu (fewer samples and steps, small batch) or gpu; auto picks by CUDA availability.
+    Keys set in the YAML or with --set always win over the preset."""
+    learning_rate: float = 5e-4
+    """Peak learning rate of the one-cycle schedule; explicit parameters (poses, beta, bones) get 10x."""
+    num_rounds: int = 20
+    """Rounds of training; a checkpoint and TensorBoard images are written after each."""
+    iters_per_round: int = 200
+    """Optimisation steps per round."""
+    imgs_per_gpu: int = 128
+    """Frame pairs per step over all processes (lab4d counts pairs, so 2x frames)."""
+    pixels_per_image: int = 16
+    """Pixels sampled per frame."""
+    fg_fraction: float = 0.0
+    """Fraction of the sampled pixels drawn from the object mask (0: uniform, like lab4d)."""
+    data_prefix: Literal["crop", "full"] = "crop"
+    """Which processed arrays to train on: object crops or full frames."""
+    train_res: int = 256
+    """Resolution of the processed arrays to read (<prefix>-<train_res>.npy)."""
+    num_samples: int = 64
+    """Stratified samples per ray (lab4d: 64)."""
+    num_importance: int = 0
+    """Extra samples per ray drawn from the coarse weights (lab4d trains with none)."""
+    mask_wt: float = 0.1
+    """Weight of the silhouette loss."""
+    rgb_wt: float = 0.1
+    """Weight of the colour loss."""
+    depth_wt: float = 1e-4
+    """Weight of the depth loss (used when the dataset has depth)."""
+    flow_wt: float = 0.5
+    """Weight of the optical-flow loss."""
+    reg_eikonal_wt: float = 1e-3
+    """Weight of the eikonal regulariser (|grad sdf| = 1), ramped up x10 over training."""
+    reg_deform_cyc_wt: float = 0.01
+    """Weight of the forward/backward warp cycle consistency."""
+    reg_delta_skin_wt: float = 5e-3
+    """Weight of the skinning-weight correction penalty (bob)."""
+    reg_skin_entropy_wt: float = 5e-4
+    """Weight of the skinning-weight entropy (bob)."""
+    reg_gauss_skin_wt: float = 1e-3
+    """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
+    grad_clip: float = 5.0
+    """Gradient-norm clipping threshold."""
+    eval_res: int = 64
+    """Resolution of the renders logged to TensorBoard after each round."""
+    seed: int = 0
+    """Seed of initialisation and sampling."""
+
+
+@dataclass
 class DatasetConfig:
-    """One dataset: its source, then (in later stages) model, training and render options."""
+    """One dataset: its source, then the model and training options."""
 
     source: SourceConfig
     """Where the data comes from."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The 4D model."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training."""
 
 
 def load_dataset_config(path: Path) -> DatasetConfig:

@@ -1,0 +1,227 @@
+"""The composed 4D model: cameras, deformation and canonical field, rendered along pixel rays.
+
+A pixel ray of frame t is cast in camera coordinates, moved into the object's
+frame by the inverse root pose, into canonical space by the deformation's
+backward warp, and shaded by the canonical SDF field (VolSDF). Flow is
+predicted by carrying the ray's expected canonical point forward to the
+partner frame and projecting it with that frame's camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lab4d_core.config import ModelConfig
+from lab4d_core.data.database import Database
+from lab4d_core.model.deform import build_deformation
+from lab4d_core.model.field import NeuralSDF
+from lab4d_core.model.pose import Intrinsics, RootPose
+from lab4d_core.model.render import (
+    composite,
+    importance_depths,
+    pixel_directions,
+    project,
+    sphere_bounds,
+    stratified_depths,
+    volsdf_weights,
+)
+from lab4d_core.model.time import FrameInfo
+
+
+@dataclass
+class SceneInfo:
+    """What the model needs to know about a dataset, gathered once from the processed arrays."""
+
+    frame_info: FrameInfo
+    ks: np.ndarray
+    """(V, 4) raw intrinsics per video (from the dataset config)."""
+    crop2raw: np.ndarray
+    """(F, 4) array pixel -> raw pixel of every frame."""
+    root_poses: np.ndarray
+    """(F, 4, 4) initial object-to-camera poses."""
+    object_radius: float
+    """Rough object radius in scene units, from mask areas and camera distances."""
+
+    @classmethod
+    def from_database(cls, database: Database, prefix: str) -> SceneInfo:
+        crop2raw, poses, radii = [], [], []
+        for video in database.videos:
+            c2r = np.asarray(video.array("crop2raw", prefix), dtype=np.float64)
+            camera = video.camera("01-canonical")
+            pose = _poses_from_masks(video, prefix, c2r) if camera is None else np.asarray(camera, np.float64)
+            crop2raw.append(c2r)
+            poses.append(pose)
+            radii.append(_radius_from_masks(video, prefix, c2r, pose))
+            video.release()
+        frame_info = FrameInfo.from_counts(
+            [v.kept_ids for v in database.videos], [v.num_frames_raw for v in database.videos]
+        )
+        return cls(
+            frame_info=frame_info,
+            ks=np.stack([v.ks for v in database.videos]),
+            crop2raw=np.concatenate(crop2raw),
+            root_poses=np.concatenate(poses),
+            object_radius=float(np.median(np.concatenate(radii))),
+        )
+
+
+def _sampled(num: int, most: int = 32) -> np.ndarray:
+    return np.unique(np.linspace(0, num - 1, min(num, most)).round().astype(int))
+
+
+def _mask_stats(video, prefix: str, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mask area (array pixels) and centroid of some frames."""
+    masks = np.asarray(video.array("mask", prefix)[frames, ..., 0])
+    area = masks.reshape(len(frames), -1).sum(1).astype(np.float64)
+    ys, xs = np.mgrid[: masks.shape[1], : masks.shape[2]]
+    weight = np.maximum(area, 1.0)[:, None]
+    centroid = np.stack(
+        [(masks * xs).reshape(len(frames), -1).sum(1), (masks * ys).reshape(len(frames), -1).sum(1)], -1
+    )
+    return area, centroid / weight
+
+
+def _radius_from_masks(video, prefix: str, crop2raw: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """Equivalent-disc radius of the silhouette, back-projected to the object's depth."""
+    frames = _sampled(video.num_frames)
+    area, _ = _mask_stats(video, prefix, frames)
+    focal = video.ks[0] / crop2raw[frames, 0]
+    depth = poses[frames, 2, 3]
+    return np.sqrt(np.maximum(area, 1.0) / np.pi) * depth / focal
+
+
+def _poses_from_masks(video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
+    """Without cameras: identity rotation, the object at the mask centroid and at a depth that makes it ~1 unit big."""
+    frames = np.arange(video.num_frames)
+    area, centroid = _mask_stats(video, prefix, frames)
+    fx, fy = video.ks[0] / crop2raw[:, 0], video.ks[1] / crop2raw[:, 1]
+    cx, cy = (video.ks[2] - crop2raw[:, 2]) / crop2raw[:, 0], (video.ks[3] - crop2raw[:, 3]) / crop2raw[:, 1]
+    depth = np.clip(fx / np.sqrt(np.maximum(area, 1.0) / np.pi), 0.5, 50.0)
+    poses = np.tile(np.eye(4), (video.num_frames, 1, 1))
+    poses[:, 0, 3] = (centroid[:, 0] - cx) / fx * depth
+    poses[:, 1, 3] = (centroid[:, 1] - cy) / fy * depth
+    poses[:, 2, 3] = depth
+    return poses
+
+
+class DynamicModel(nn.Module):
+    """Canonical field + deformation + root poses + intrinsics."""
+
+    def __init__(self, cfg: ModelConfig, scene: SceneInfo):
+        super().__init__()
+        self.cfg = cfg
+        info = scene.frame_info
+        self.num_inst = 1 if cfg.single_inst else info.num_videos
+        radius = scene.object_radius
+        self.register_buffer("video_of_frame", info.video_of_frame.clone())
+        # Scene units are the dataset's; the field sees coordinates inside a cube of +-bound.
+        self.register_buffer("bound", torch.tensor(2.0 * radius))
+        self.field = NeuralSDF(
+            num_inst=self.num_inst,
+            num_frames=info.num_frames,
+            encoding=cfg.encoding,
+            encoding_options=_encoding_options(cfg),
+            hidden=cfg.field_hidden,
+            depth=cfg.field_depth,
+            bound=2.0 * radius,
+            init_beta=cfg.init_beta * radius,
+            init_radius=0.6 * radius,
+        )
+        self.deform = build_deformation(
+            cfg.fg_motion,
+            info,
+            self.num_inst,
+            **({"num_bones": cfg.num_bones, "init_radius": 0.5 * radius} if cfg.fg_motion == "bob" else {}),
+        )
+        self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32))
+        self.intrinsics = Intrinsics(
+            torch.as_tensor(scene.ks, dtype=torch.float32),
+            info.video_of_frame,
+            torch.as_tensor(scene.crop2raw, dtype=torch.float32),
+        )
+
+    def instance(self, frame: Tensor) -> Tensor:
+        return torch.zeros_like(frame) if self.num_inst == 1 else self.video_of_frame[frame]
+
+    def explicit_parameters(self) -> list[nn.Parameter]:
+        """Parameters that lab4d trains with 10x the learning rate: cameras, beta, scales, bones."""
+        explicit = {id(p) for p in (*self.root.parameters(), *self.intrinsics.parameters())}
+        explicit |= {id(p) for name, p in self.named_parameters() if name.rsplit(".", 1)[-1] in _EXPLICIT_NAMES}
+        return [p for p in self.parameters() if id(p) in explicit]
+
+    def render_rays(
+        self,
+        frame: Tensor,
+        xy: Tensor,
+        num_samples: int,
+        num_importance: int = 0,
+        jitter: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Render (N, K) pixels of N frames: rgb, opacity, depth, expected canonical point, and the samples."""
+        inst = self.instance(frame)
+        rotation, translation = self.root(frame)
+        intrinsics = self.intrinsics(frame)
+        directions = pixel_directions(xy, intrinsics)
+        near, far, hit = sphere_bounds(directions, translation, self.bound)
+        depths = stratified_depths(near, far, num_samples, jitter, generator)
+        if num_importance > 0:
+            with torch.no_grad():
+                coarse = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
+            fine = importance_depths(depths, coarse["weights"], num_importance, generator)
+            depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
+        out = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
+        out["intrinsics"] = intrinsics
+        return out
+
+    def _shade(self, depths, directions, rotation, translation, frame, inst, far, hit) -> dict[str, Tensor]:
+        n, k, s = depths.shape
+        points_cam = directions[..., None, :] * depths[..., None]
+        # Row-vector form of R^T (p - t): camera -> object coordinates.
+        points_obj = (points_cam - translation[:, None, None]) @ rotation[:, None]
+        canonical = self.deform.warp_to_canonical(points_obj.reshape(n, k * s, 3), frame, inst).reshape(n, k, s, 3)
+        field = self.field(canonical, inst[:, None, None].expand(n, k, s), frame[:, None, None].expand(n, k, s))
+        weights = volsdf_weights(self.field.density(field["sdf"]), depths, far) * hit[..., None]
+        opacity = weights.sum(-1)
+        return {
+            "weights": weights,
+            "opacity": opacity,
+            "rgb": composite(weights, field["rgb"]),
+            "depth": (weights * depths).sum(-1) / opacity.clamp(min=1e-6),
+            "canonical": composite(weights, canonical) / opacity.clamp(min=1e-6)[..., None],
+            "samples": canonical,
+        }
+
+    def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor) -> Tensor:
+        """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3)."""
+        points = self.deform.warp_to_frame(canonical, partner, self.instance(partner))
+        rotation, translation = self.root(partner)
+        camera = points @ rotation.transpose(1, 2) + translation[:, None]
+        return project(camera, self.intrinsics(partner)) - xy
+
+    def sdf_gradient(self, points: Tensor, inst: Tensor) -> Tensor:
+        """Central finite differences of the canonical SDF: cheap, and backends without double backward work too."""
+        eps = float(self.bound) / 256.0
+        offsets = torch.eye(3, dtype=points.dtype, device=points.device) * eps
+        stacked = torch.cat([points[..., None, :] + offsets, points[..., None, :] - offsets], dim=-2)
+        sdf = self.field.sdf(stacked, inst[..., None].expand(stacked.shape[:-1]))
+        return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps)
+
+
+_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation"}
+"""Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales."""
+
+
+def _encoding_options(cfg: ModelConfig) -> dict:
+    if cfg.encoding == "hashgrid":
+        return {
+            "num_levels": cfg.hash_levels,
+            "log2_table_size": cfg.hash_log2_size,
+            "max_res": cfg.hash_max_res,
+            "implementation": cfg.implementation,
+        }
+    return {"num_freqs": cfg.num_freq_xyz}

@@ -1,0 +1,76 @@
+"""Coordinate MLP with input skips and a conditioning code, like lab4d's ``CondMLP``.
+
+lab4d concatenates the (embedded) input back into the trunk at the skip layers (layer 4 of its
+8x256 fields) and appends per-instance or per-frame codes to the input; both are kept here so
+the lab4d-like configuration is reproducible, while the hash-grid fields use a shallow MLP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    # beta=100 (IDR/VolSDF) keeps the kink sharp but gives SDFs smooth, non-zero second derivatives.
+    "softplus": lambda: nn.Softplus(beta=100),
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+}
+
+
+class MLP(nn.Module):
+    """``depth`` hidden linear layers of width ``hidden``, then a linear output layer.
+
+    Hidden layer i (0-based) in ``skips`` takes ``[input, cond, h]`` instead of ``h``.
+    ``out_init="zero"`` zeroes the output layer so that residual heads start as the identity.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: int = 64,
+        depth: int = 2,
+        skips: Sequence[int] = (),
+        activation: str = "relu",
+        out_init: str = "default",
+        cond_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
+        if out_init not in ("default", "zero"):
+            raise ValueError(f"unknown out_init {out_init!r}; choose 'default' or 'zero'")
+        if any(not 0 < skip < depth for skip in skips):
+            raise ValueError(f"skips {tuple(skips)} must lie in 1..{depth - 1}")
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.cond_dim = cond_dim
+        self.skips = frozenset(skips)
+        input_dim = in_dim + cond_dim
+        self.layers = nn.ModuleList(
+            nn.Linear(input_dim if i == 0 else hidden + (input_dim if i in self.skips else 0), hidden)
+            for i in range(depth)
+        )
+        self.activation = ACTIVATIONS[activation]()
+        self.output = nn.Linear(hidden if depth > 0 else input_dim, out_dim)
+        if out_init == "zero":
+            nn.init.zeros_(self.output.weight)
+            nn.init.zeros_(self.output.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., in_dim) and, when ``cond_dim``, a (..., cond_dim) code -> (..., out_dim)."""
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"this MLP is conditioned on a {self.cond_dim}-d code; pass cond")
+            x = torch.cat([x, cond.expand(*x.shape[:-1], self.cond_dim)], dim=-1)
+        h = x
+        for i, layer in enumerate(self.layers):
+            if i in self.skips:
+                h = torch.cat([x, h], dim=-1)
+            h = self.activation(layer(h))
+        return self.output(h)

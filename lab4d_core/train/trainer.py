@@ -1,0 +1,229 @@
+"""``lab4d train``: optimise the 4D model on a processed dataset, resumable to the step.
+
+Output folder (``results/<dataset>/train/``): ``config.yaml`` (resolved),
+``ckpt_latest.pth`` after every round and ``ckpt_<step>.pth`` every
+``save_freq`` rounds, TensorBoard events, ``train.log``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from lab4d_core.config import DatasetConfig, to_dict
+from lab4d_core.data.manifest import Manifest
+from lab4d_core.data.sampler import PairSampler
+from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.train import losses as L
+from lab4d_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process, world_size
+from lab4d_core.train.schedules import linear, log_linear
+from lab4d_core.utils.io import atomic_write_text
+
+EIKONAL_RAY_FRACTION = 1 / 16
+"""Share of rays whose samples get the eikonal term (lab4d: 1/16)."""
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss: float
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: DatasetConfig,
+        manifest: Manifest,
+        out_dir: Path,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.cfg, self.out_dir, self.device, self.rank = cfg, Path(out_dir), device, rank
+        train = cfg.train
+        self.database = manifest.database() if manifest.train_res == train.train_res else None
+        if self.database is None:
+            from lab4d_core.data.database import Database
+
+            self.database = Database(manifest.root, manifest.collection, train.train_res, (train.data_prefix,))
+        torch.manual_seed(train.seed)
+        scene = SceneInfo.from_database(self.database, train.data_prefix)
+        self.model = DynamicModel(cfg.model, scene).to(device)
+        self.sampler = PairSampler(
+            self.database,
+            prefix=train.data_prefix,
+            pairs_per_step=train.imgs_per_gpu,
+            pixels_per_image=train.pixels_per_image,
+            world_size=world,
+            rank=rank,
+            seed=train.seed,
+            fg_fraction=train.fg_fraction,
+        )
+        explicit = self.model.explicit_parameters()
+        explicit_ids = {id(p) for p in explicit}
+        implicit = [p for p in self.model.parameters() if id(p) not in explicit_ids]
+        lr = train.learning_rate
+        self.optimizer = torch.optim.AdamW(
+            [{"params": implicit, "lr": lr}, {"params": explicit, "lr": 10 * lr}], weight_decay=1e-4
+        )
+        self.total_steps = train.num_rounds * train.iters_per_round
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer,
+            max_lr=[lr, 10 * lr],
+            total_steps=self.total_steps,
+            pct_start=min(2 / train.num_rounds, 0.3),  # lab4d: warm up over 2 rounds
+            anneal_strategy="linear",
+            div_factor=25.0,
+            final_div_factor=1.0,
+        )
+        self.step = 0
+        self.history: list[StepRecord] = []
+        self._resume()
+
+    # -- state -------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "config": to_dict(self.cfg),
+        }
+
+    def _resume(self) -> None:
+        latest = self.out_dir / "ckpt_latest.pth"
+        if not latest.exists():
+            return
+        state = load_checkpoint(latest, self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+
+    def save(self) -> None:
+        if not is_main_process():
+            return
+        state = self.state()
+        save_checkpoint(self.out_dir / "ckpt_latest.pth", state)
+        rounds = self.step // self.cfg.train.iters_per_round
+        if rounds % max(self.cfg.train.num_rounds // 4, 1) == 0 or self.step == self.total_steps:
+            save_checkpoint(self.out_dir / f"ckpt_{self.step:06d}.pth", state)
+
+    # -- one step ---------------------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        train, model = self.cfg.train, self.model
+        generator = torch.Generator(device=self.device).manual_seed(hash((train.seed, self.step, self.rank)) % 2**62)
+        model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
+        out = model.render_rays(batch["frame"], batch["xy"], train.num_samples, train.num_importance, True, generator)
+        valid = batch["vis2d"]
+        mask = batch["mask"] & valid
+        terms = {
+            "mask": L.mask_loss(out["opacity"], batch["mask"], valid),
+            "rgb": L.rgb_loss(out["rgb"], batch["rgb"], mask),
+        }
+        flow = model.predict_flow(out["canonical"], batch["xy"], batch["partner"])
+        terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], mask & (batch["flow"][..., 2] > 0), train.train_res)
+        if "depth" in batch and train.depth_wt > 0:
+            terms["depth"] = L.depth_loss(out["depth"], batch["depth"], mask)
+        rays = out["samples"].shape[1]
+        chosen = max(1, int(round(rays * EIKONAL_RAY_FRACTION)))
+        points = out["samples"][:, :chosen].reshape(-1, 3)
+        inst = model.instance(batch["frame"])[:, None, None].expand(-1, chosen, out["samples"].shape[2]).reshape(-1)
+        terms["reg_eikonal"] = L.eikonal_loss(model.sdf_gradient(points, inst))
+        frames = batch["frame"][:, None].expand(-1, chosen * out["samples"].shape[2]).reshape(-1)
+        for name, value in model.deform.regularizers(points, frames, inst).items():
+            terms[name] = value / world_size()  # a local mean over an equal share of every rank's samples
+        if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
+            terms["reg_gauss_skin"] = self._gauss_skin(points, inst) / world_size()
+        return terms
+
+    def _gauss_skin(self, points: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
+        """Bones inside the shape: their Gaussian occupancy should match the field's (lab4d's gauss-skin)."""
+        with torch.no_grad():
+            sdf = self.model.field.sdf(points, inst)
+            inside = (sdf < 0).to(points.dtype)
+        occupancy = self.model.deform.gauss_occupancy(points).clamp(1e-4, 1 - 1e-4)
+        return torch.nn.functional.binary_cross_entropy(occupancy, inside)
+
+    def weights(self, progress: float) -> dict[str, float]:
+        train = self.cfg.train
+        return {
+            "mask": train.mask_wt,
+            "rgb": train.rgb_wt,
+            "flow": train.flow_wt,
+            "depth": train.depth_wt,
+            "reg_eikonal": train.reg_eikonal_wt * log_linear(progress, 1.0, 10.0),
+            "reg_deform_cyc": train.reg_deform_cyc_wt,
+            "reg_delta_skin": train.reg_delta_skin_wt,
+            "reg_skin_entropy": train.reg_skin_entropy_wt,
+            "reg_gauss_skin": train.reg_gauss_skin_wt,
+        }
+
+    def train_step(self) -> StepRecord:
+        progress = self.step / max(self.total_steps, 1)
+        batch = {k: v.to(self.device) for k, v in self.sampler.batch(self.step).items()}
+        batch["xy"] = batch["xy"].float()
+        terms = self.losses(batch, progress)
+        weights = self.weights(progress)
+        loss = sum(weights[name] * value for name, value in terms.items())
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        if is_distributed():
+            for parameter in self.model.parameters():
+                torch.distributed.all_reduce(parameter.grad)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        # Every rank holds its share of each term (see losses.py): their sum is the global value.
+        values = global_sum(torch.stack([loss.detach(), *[v.detach() for v in terms.values()]])).tolist()
+        return StepRecord(self.step, values[0], dict(zip(terms, values[1:])))
+
+    # -- loop -------------------------------------------------------------------------------------------
+    def train(self, until: int | None = None) -> list[StepRecord]:
+        """Train to the end (or to step ``until``, checkpointing there); returns this call's step records."""
+        end = min(self.total_steps, until if until is not None else self.total_steps)
+        if is_main_process():
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+        writer = _summary_writer(self.out_dir) if is_main_process() else None
+        records: list[StepRecord] = []
+        started = time.perf_counter()
+        bar = tqdm(
+            total=end, initial=self.step, desc="train", unit="step", disable=not is_main_process(), dynamic_ncols=True
+        )
+        while self.step < end:
+            record = self.train_step()
+            records.append(record)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in list(record.terms.items())[:4]})
+            if writer is not None:
+                writer.add_scalar("loss/total", record.loss, record.step)
+                for name, value in record.terms.items():
+                    writer.add_scalar(f"loss/{name}", value, record.step)
+            if not math.isfinite(record.loss):
+                raise FloatingPointError(f"loss became {record.loss} at step {record.step}")
+            if self.step % self.cfg.train.iters_per_round == 0 or self.step == end:
+                self.save()
+        bar.close()
+        if writer is not None:
+            writer.add_scalar("time/seconds", time.perf_counter() - started, self.step)
+            writer.close()
+        self.history += records
+        return records
+
+
+def _summary_writer(out_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
