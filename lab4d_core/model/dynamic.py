@@ -111,7 +111,7 @@ def _poses_from_masks(video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
 class DynamicModel(nn.Module):
     """Canonical field + deformation + root poses + intrinsics."""
 
-    def __init__(self, cfg: ModelConfig, scene: SceneInfo):
+    def __init__(self, cfg: ModelConfig, scene: SceneInfo, init_field: bool = True):
         super().__init__()
         self.cfg = cfg
         info = scene.frame_info
@@ -130,6 +130,7 @@ class DynamicModel(nn.Module):
             bound=2.0 * radius,
             init_beta=cfg.init_beta * radius,
             init_radius=0.6 * radius,
+            init_steps=200 if init_field else 0,
         )
         self.deform = build_deformation(
             cfg.fg_motion,
@@ -159,20 +160,24 @@ class DynamicModel(nn.Module):
         xy: Tensor,
         num_samples: int,
         num_importance: int = 0,
-        jitter: bool = False,
-        generator: torch.Generator | None = None,
+        noise: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Render (N, K) pixels of N frames: rgb, opacity, depth, expected canonical point, and the samples."""
+        """Render (N, K) pixels of N frames: rgb, opacity, depth, expected canonical point, and the samples.
+
+        ``noise`` holds uniform draws ``stratified`` (N, K, num_samples) and ``importance``
+        (N, K, num_importance) for training; None renders deterministically.
+        """
+        noise = noise or {}
         inst = self.instance(frame)
         rotation, translation = self.root(frame)
         intrinsics = self.intrinsics(frame)
         directions = pixel_directions(xy, intrinsics)
         near, far, hit = sphere_bounds(directions, translation, self.bound)
-        depths = stratified_depths(near, far, num_samples, jitter, generator)
+        depths = stratified_depths(near, far, num_samples, noise.get("stratified"))
         if num_importance > 0:
             with torch.no_grad():
                 coarse = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
-            fine = importance_depths(depths, coarse["weights"], num_importance, generator)
+            fine = importance_depths(depths, coarse["weights"], num_importance, noise.get("importance"))
             depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
         out = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
         out["intrinsics"] = intrinsics

@@ -45,6 +45,11 @@ class Encoding(nn.Module, ABC):
     def out_dim(self) -> int:
         """Number of output features."""
 
+    @property
+    @abstractmethod
+    def raw_dims(self) -> slice | None:
+        """Output features that are the raw input, if any (geometric initialisation keeps only these)."""
+
 
 class FourierEncoding(Encoding):
     """lab4d's PosEmbedding: ``[x, (sin(2^k x), cos(2^k x)) for k < num_freqs]``, band-major."""
@@ -58,6 +63,10 @@ class FourierEncoding(Encoding):
     def out_dim(self) -> int:
         return self.in_dim * (1 + 2 * self.num_freqs)
 
+    @property
+    def raw_dims(self) -> slice:
+        return slice(0, self.in_dim)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scaled = x[..., None, :] * self.freqs[:, None]  # (..., K, D)
         bands = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=-2)  # (..., K, 2, D)
@@ -69,9 +78,10 @@ class FourierEncoding(Encoding):
 class _Gather(torch.autograd.Function):
     """Columns ``table[:, index]`` of a feature-major (F, T) table, with a fast, differentiable backward.
 
-    Autograd's own backward scatters with ``index_add_`` on an int32 index, which is ~30x slower
-    on CPU than on int64, so the backward widens the index once. It is itself differentiable
-    (``_Scatter``), as second derivatives for the eikonal loss need.
+    The table gradient dominates a hash grid's cost. On CPU, ``index_add_`` along dim 1 of an
+    (F, T) buffer is ~4x faster than autograd's scatter into rows of a (T, F) one, and ~30x
+    faster with an int64 index than with our int32 one, so the backward widens the index once.
+    It is itself differentiable (``_Scatter``), as second derivatives for the eikonal loss need.
     """
 
     @staticmethod
@@ -106,7 +116,8 @@ class HashGridEncoding(Encoding):
     Level l has ``res_l = floor(base_res * b^l)`` cells per axis over [0, 1] (b spaces the levels
     geometrically up to ``max_res``). Like tcnn, a level whose ``(res_l + 1)^D`` vertices fit in the
     table is indexed densely (no collisions); finer levels use the XOR-prime hash. All levels share
-    one (sum of level sizes, F) table, so the dense and the hashed levels are one gather each.
+    one feature-major (F, sum of level sizes) ``table``, so the dense and the hashed levels are one
+    gather each.
 
     Inputs are in [-bound, bound]^D (clamped there); output is (..., L*F), level-major, with the
     raw input appended when ``include_input``.
@@ -140,9 +151,10 @@ class HashGridEncoding(Encoding):
         sizes = [min((res + 1) ** in_dim, self.table_size) for res in resolutions]
         self.num_dense = sum((res + 1) ** in_dim <= self.table_size for res in resolutions)
         # Only the low log2_table_size bits of a hash matter, so primes reduced modulo the table
-        # size give the same rows; int32 then suffices (half the memory traffic) while no
-        # product (max_res + 1) * prime can overflow it.
-        self.index_dtype = torch.int32 if (max_res + 1) * self.table_size < 2**31 else torch.int64
+        # size give the same rows; int32 then suffices (half the memory traffic) while neither a
+        # product vertex * reduced prime nor a row of the whole table can overflow it.
+        fits_int32 = (max_res + 1) * self.table_size < 2**31 and sum(sizes) < 2**31
+        self.index_dtype = torch.int32 if fits_int32 else torch.int64
         multipliers = [
             [(res + 1) ** d if level < self.num_dense else HASH_PRIMES[d] % self.table_size for d in range(in_dim)]
             for level, res in enumerate(resolutions)
@@ -177,6 +189,11 @@ class HashGridEncoding(Encoding):
     def out_dim(self) -> int:
         return self.num_levels * self.features_per_level + (self.in_dim if self.include_input else 0)
 
+    @property
+    def raw_dims(self) -> slice | None:
+        grid_dims = self.num_levels * self.features_per_level
+        return slice(grid_dims, grid_dims + self.in_dim) if self.include_input else None
+
     def _interpolate(self, unit: torch.Tensor, levels: slice, hashed: bool) -> torch.Tensor:
         """(F, N, l) features of (N, D) points in [0, 1] on a run of levels that index alike.
 
@@ -207,6 +224,18 @@ class HashGridEncoding(Encoding):
         rows = _Gather.apply(self.table, index.view(-1)).view(-1, *index.shape)  # (F, 2^D, N, l)
         return (rows * weight).sum(1)
 
+    def _grid_features(self, unit: torch.Tensor) -> torch.Tensor:
+        """(N, L, F) features of (N, D) points in [0, 1].
+
+        Levels that the coarse-to-fine window zeroes are not computed, so early coarse training
+        is cheaper too.
+        """
+        active = min(self.num_levels, max(0, math.ceil(self.alpha * self.num_levels)))
+        runs = [(0, min(self.num_dense, active), False), (self.num_dense, active, True)]
+        parts = [self._interpolate(unit, slice(start, stop), hashed) for start, stop, hashed in runs if stop > start]
+        parts.append(unit.new_zeros(self.features_per_level, unit.shape[0], self.num_levels - active))
+        return torch.cat(parts, dim=2).permute(1, 2, 0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch_shape = x.shape[:-1]
         flat = x.reshape(-1, self.in_dim)
@@ -214,9 +243,7 @@ class HashGridEncoding(Encoding):
         if self.tcnn_encoding is not None:
             features = self.tcnn_encoding(unit).to(x.dtype).view(-1, self.num_levels, self.features_per_level)
         else:
-            groups = [(slice(0, self.num_dense), False), (slice(self.num_dense, self.num_levels), True)]
-            features = torch.cat([self._interpolate(unit, lv, h) for lv, h in groups if lv.stop > lv.start], dim=2)
-            features = features.permute(1, 2, 0)
+            features = self._grid_features(unit)
         window = coarse_to_fine_window(self.alpha, self.num_levels, x.device)
         features = (features * window[:, None]).flatten(-2)
         if self.include_input:

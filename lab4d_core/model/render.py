@@ -54,16 +54,17 @@ def sphere_bounds(directions: Tensor, centre: Tensor, radius: Tensor | float) ->
     return near, far, hit
 
 
-def stratified_depths(
-    near: Tensor, far: Tensor, num: int, jitter: bool, generator: torch.Generator | None = None
-) -> Tensor:
-    """(N, K, num) sample depths: one per equal bin between near and far, randomly placed in the bin when ``jitter``."""
+def stratified_depths(near: Tensor, far: Tensor, num: int, offsets: Tensor | None = None) -> Tensor:
+    """(N, K, num) depths, one per equal bin between near and far.
+
+    ``offsets`` (N, K, num) in [0, 1) place each sample in its bin (random
+    during training); None puts them at the bin centres. Passing the noise in,
+    rather than drawing it here, lets the trainer draw it for the global batch
+    so that any number of ranks sees the same samples as one.
+    """
     steps = torch.arange(num, dtype=near.dtype, device=near.device)
-    if jitter:
-        offset = torch.rand(near.shape + (num,), generator=generator, dtype=near.dtype, device=near.device)
-    else:
-        offset = torch.full(near.shape + (num,), 0.5, dtype=near.dtype, device=near.device)
-    u = (steps + offset) / num
+    offsets = 0.5 if offsets is None else offsets
+    u = (steps + offsets) / num
     return near[..., None] + (far - near)[..., None] * u
 
 
@@ -83,17 +84,23 @@ def volsdf_weights(density: Tensor, depths: Tensor, far: Tensor) -> Tensor:
     return alpha * torch.exp(-before)
 
 
-def importance_depths(depths: Tensor, weights: Tensor, num: int, generator: torch.Generator | None = None) -> Tensor:
-    """(N, K, num) extra depths drawn from the piecewise-constant pdf of ``weights`` (inverse CDF), detached."""
+def importance_depths(depths: Tensor, weights: Tensor, num: int, uniform: Tensor | None = None) -> Tensor:
+    """(N, K, num) extra depths drawn from the piecewise-constant pdf of ``weights`` (inverse CDF), detached.
+
+    ``uniform`` (N, K, num) in [0, 1) are the draws; None uses evenly spaced
+    quantiles, which is deterministic for evaluation.
+    """
     weights = weights.detach() + 1e-5
     pdf = weights / weights.sum(-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[..., :1]), torch.cumsum(pdf, -1)], -1)
     edges = torch.cat([depths[..., :1], 0.5 * (depths[..., 1:] + depths[..., :-1]), depths[..., -1:]], -1).detach()
-    u = torch.rand(weights.shape[:-1] + (num,), generator=generator, dtype=depths.dtype, device=depths.device)
-    index = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True).clamp(1, cdf.shape[-1] - 1)
+    if uniform is None:
+        quantiles = (torch.arange(num, dtype=depths.dtype, device=depths.device) + 0.5) / num
+        uniform = quantiles.expand(weights.shape[:-1] + (num,))
+    index = torch.searchsorted(cdf.contiguous(), uniform.contiguous(), right=True).clamp(1, cdf.shape[-1] - 1)
     cdf_lo, cdf_hi = cdf.gather(-1, index - 1), cdf.gather(-1, index)
     lo, hi = edges.gather(-1, index - 1), edges.gather(-1, index)
-    t = (u - cdf_lo) / (cdf_hi - cdf_lo).clamp(min=1e-8)
+    t = (uniform - cdf_lo) / (cdf_hi - cdf_lo).clamp(min=1e-8)
     return lo + t * (hi - lo)
 
 

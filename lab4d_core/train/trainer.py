@@ -47,7 +47,10 @@ class Trainer:
         rank: int = 0,
         world: int = 1,
     ):
-        self.cfg, self.out_dir, self.device, self.rank = cfg, Path(out_dir), device, rank
+        self.cfg, self.out_dir, self.device, self.rank, self.world = cfg, Path(out_dir), device, rank, world
+        # Transmittance and densities far behind surfaces underflow to denormal floats, which make
+        # CPU matrix products ~100x slower in the backward pass; flushing them to zero is harmless.
+        torch.set_flush_denormal(True)
         train = cfg.train
         self.database = manifest.database() if manifest.train_res == train.train_res else None
         if self.database is None:
@@ -122,9 +125,9 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
         train, model = self.cfg.train, self.model
-        generator = torch.Generator(device=self.device).manual_seed(hash((train.seed, self.step, self.rank)) % 2**62)
         model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
-        out = model.render_rays(batch["frame"], batch["xy"], train.num_samples, train.num_importance, True, generator)
+        noise = self._noise(batch["xy"].shape[1])
+        out = model.render_rays(batch["frame"], batch["xy"], train.num_samples, train.num_importance, noise)
         valid = batch["vis2d"]
         mask = batch["mask"] & valid
         terms = {
@@ -146,6 +149,17 @@ class Trainer:
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
             terms["reg_gauss_skin"] = self._gauss_skin(points, inst) / world_size()
         return terms
+
+    def _noise(self, pixels: int) -> dict[str, torch.Tensor]:
+        """Sampling noise of this rank's rays, cut from draws for the global batch (same for any world size)."""
+        train = self.cfg.train
+        generator = torch.Generator().manual_seed(train.seed * 1_000_003 + self.step)
+        frames = 2 * train.imgs_per_gpu
+        shard = slice(self.rank * frames // self.world, (self.rank + 1) * frames // self.world)
+        return {
+            name: torch.rand((frames, pixels, count), generator=generator)[shard].to(self.device)
+            for name, count in (("stratified", train.num_samples), ("importance", train.num_importance))
+        }
 
     def _gauss_skin(self, points: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
         """Bones inside the shape: their Gaussian occupancy should match the field's (lab4d's gauss-skin)."""
@@ -180,6 +194,8 @@ class Trainer:
         loss.backward()
         if is_distributed():
             for parameter in self.model.parameters():
+                if parameter.grad is None:  # unused this step here, maybe not on another rank
+                    parameter.grad = torch.zeros_like(parameter)
                 torch.distributed.all_reduce(parameter.grad)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
