@@ -22,6 +22,7 @@ from lab4d_core.config import (
     to_dict,
 )
 from lab4d_core.errors import Lab4dError
+from lab4d_core.train.distributed import DEVICE_CHOICES
 from lab4d_core.utils.io import atomic_write_text
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
@@ -220,7 +221,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ngpu", type=int, default=0, help="GPUs to train on; >= 2 runs torchrun, 0 the CPU")
     parser.add_argument("--nproc", type=int, default=1, help="CPU processes (gloo ranks) when --ngpu is 0")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default: auto)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device (default: auto)")
     parser.add_argument("--until", type=int, help="stop at this step (checkpointed); the same command resumes")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 

@@ -208,13 +208,19 @@ class DynamicModel(nn.Module):
         camera = points @ rotation.transpose(1, 2) + translation[:, None]
         return project(camera, self.intrinsics(partner)) - xy
 
-    def sdf_gradient(self, points: Tensor, inst: Tensor) -> Tensor:
-        """Central finite differences of the canonical SDF: cheap, and backends without double backward work too."""
+    def sdf_gradient(self, points: Tensor, inst: Tensor) -> tuple[Tensor, Tensor]:
+        """Central finite differences of the canonical SDF, and where they are valid.
+
+        Cheap, and backends without double backward (tcnn) work too. A stencil
+        that crosses the field's bound would difference against the constant
+        outside value, so such points are marked invalid rather than trusted.
+        """
         eps = float(self.bound) / 256.0
         offsets = torch.eye(3, dtype=points.dtype, device=points.device) * eps
         stacked = torch.cat([points[..., None, :] + offsets, points[..., None, :] - offsets], dim=-2)
         sdf = self.field.sdf(stacked, inst[..., None].expand(stacked.shape[:-1]))
-        return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps)
+        valid = (stacked.abs() <= self.field.scale.detach()).all(-1).all(-1)
+        return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps), valid
 
 
 _EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation"}

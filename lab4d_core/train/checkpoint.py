@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from lab4d_core.errors import Lab4dError
+from lab4d_core.train.distributed import accelerator_rng_state, set_accelerator_rng_state
 from lab4d_core.utils.io import atomic_write
 
 
@@ -28,8 +29,9 @@ def rng_state() -> dict:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    accelerator = accelerator_rng_state()
+    if accelerator is not None:
+        state["accelerator"] = accelerator
     return state
 
 
@@ -40,8 +42,7 @@ def set_rng_state(state: dict) -> None:
         (numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["cached"])
     )
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    set_accelerator_rng_state(state.get("accelerator"))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

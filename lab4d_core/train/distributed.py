@@ -15,8 +15,22 @@ def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+"""What ``--device`` accepts."""
+
+
 def has_accelerator() -> bool:
     return torch.cuda.is_available()
+
+
+def accelerator_rng_state() -> list[torch.Tensor] | None:
+    """RNG states of the visible GPUs (None without any), for exact resume."""
+    return torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def set_accelerator_rng_state(states: list[torch.Tensor] | None) -> None:
+    if states is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states)
 
 
 def init_process_group(device: torch.device) -> tuple[int, int]:

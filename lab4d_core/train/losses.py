@@ -41,5 +41,5 @@ def flow_loss(flow: Tensor, target: Tensor, weight: Tensor, train_res: int) -> T
     return global_mean((flow - target).norm(dim=-1) / train_res, weight)
 
 
-def eikonal_loss(gradient: Tensor) -> Tensor:
-    return global_mean((gradient.norm(dim=-1) - 1.0) ** 2)
+def eikonal_loss(gradient: Tensor, valid: Tensor) -> Tensor:
+    return global_mean((gradient.norm(dim=-1) - 1.0) ** 2, valid)

@@ -1,8 +1,9 @@
 """``lab4d train``: optimise the 4D model on a processed dataset, resumable to the step.
 
 Output folder (``results/<dataset>/train/``): ``config.yaml`` (resolved),
-``ckpt_latest.pth`` after every round and ``ckpt_<step>.pth`` every
-``save_freq`` rounds, TensorBoard events, ``train.log``.
+``ckpt_latest.pth`` after every round (what a rerun resumes from),
+``ckpt_<step>.pth`` four times per run, ``ckpt_final.pth`` once training is
+complete, and TensorBoard events.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ class Trainer:
         rounds = self.step // self.cfg.train.iters_per_round
         if rounds % max(self.cfg.train.num_rounds // 4, 1) == 0 or self.step == self.total_steps:
             save_checkpoint(self.out_dir / f"ckpt_{self.step:06d}.pth", state)
+        if self.step == self.total_steps:
+            # Written last and only when training is complete: the workflow's output.
+            save_checkpoint(self.out_dir / "ckpt_final.pth", state)
 
     # -- one step ---------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
@@ -142,7 +146,7 @@ class Trainer:
         chosen = max(1, int(round(rays * EIKONAL_RAY_FRACTION)))
         points = out["samples"][:, :chosen].reshape(-1, 3)
         inst = model.instance(batch["frame"])[:, None, None].expand(-1, chosen, out["samples"].shape[2]).reshape(-1)
-        terms["reg_eikonal"] = L.eikonal_loss(model.sdf_gradient(points, inst))
+        terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst))
         frames = batch["frame"][:, None].expand(-1, chosen * out["samples"].shape[2]).reshape(-1)
         for name, value in model.deform.regularizers(points, frames, inst).items():
             terms[name] = value / world_size()  # a local mean over an equal share of every rank's samples

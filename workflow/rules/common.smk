@@ -101,5 +101,8 @@ def code_version():
 
 
 def final_outputs():
-    """Targets of the default run: a preview of every dataset in config["datasets"]."""
-    return expand("results/{dataset}/data-preview.png", dataset=config["datasets"])
+    """Targets of the default run: a preview and a trained model of every dataset in config["datasets"]."""
+    return expand(
+        ["results/{dataset}/data-preview.png", "results/{dataset}/train/ckpt_final.pth"],
+        dataset=config["datasets"],
+    )
