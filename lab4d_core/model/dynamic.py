@@ -65,7 +65,8 @@ class SceneInfo:
             ks=np.stack([v.ks for v in database.videos]),
             crop2raw=np.concatenate(crop2raw),
             root_poses=np.concatenate(poses),
-            object_radius=float(np.median(np.concatenate(radii))),
+            # A high percentile: foreshortened views understate an elongated animal's length.
+            object_radius=float(np.percentile(np.concatenate(radii), 90)),
         )
 
 
@@ -86,12 +87,19 @@ def _mask_stats(video, prefix: str, frames: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _radius_from_masks(video, prefix: str, crop2raw: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """Equivalent-disc radius of the silhouette, back-projected to the object's depth."""
+    """Half-diagonal of each sampled silhouette's box, back-projected to the object's depth."""
     frames = _sampled(video.num_frames)
-    area, _ = _mask_stats(video, prefix, frames)
-    focal = video.ks[0] / crop2raw[frames, 0]
-    depth = poses[frames, 2, 3]
-    return np.sqrt(np.maximum(area, 1.0) / np.pi) * depth / focal
+    masks = np.asarray(video.array("mask", prefix)[frames, ..., 0])
+    radii = []
+    for f, mask in zip(frames, masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            continue
+        # Crops are anisotropic: measure each axis with its own focal length.
+        half_x = (xs.max() - xs.min() + 1) / 2 * crop2raw[f, 0] / video.ks[0]
+        half_y = (ys.max() - ys.min() + 1) / 2 * crop2raw[f, 1] / video.ks[1]
+        radii.append(np.hypot(half_x, half_y) * poses[f, 2, 3])
+    return np.asarray(radii if radii else [1.0])
 
 
 def _poses_from_masks(video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
