@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lab4d_core.model.encodings import FourierEncoding
+from lab4d_core.model.mlp import MLP
+
 
 @dataclass(frozen=True, eq=False)
 class FrameInfo:
@@ -54,28 +57,6 @@ class FrameInfo:
         )
 
 
-def fourier_features(x: Tensor, num_freqs: int) -> Tensor:
-    """lab4d's positional encoding: [x, sin(2^k x), cos(2^k x)] for k < num_freqs, (..., D) -> (..., D(1+2F))."""
-    freqs = 2.0 ** torch.arange(num_freqs, dtype=x.dtype, device=x.device)
-    angles = (x[..., None, :] * freqs[:, None]).flatten(-2)
-    return torch.cat([x, torch.sin(angles), torch.cos(angles)], -1)
-
-
-def mlp(in_dim: int, width: int, out_dim: int, depth: int, zero_last: bool = False) -> nn.Sequential:
-    """ReLU MLP with ``depth`` linear layers; ``zero_last`` makes it output exactly 0 at init,
-    which is how every warp starts at the identity."""
-    dims = [in_dim] + [width] * (depth - 1) + [out_dim]
-    layers: list[nn.Module] = []
-    for i in range(depth):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < depth - 1:
-            layers.append(nn.ReLU())
-    if zero_last:
-        nn.init.zeros_(layers[-1].weight)
-        nn.init.zeros_(layers[-1].bias)
-    return nn.Sequential(*layers)
-
-
 def default_time_freqs(max_length: int) -> int:
     """lab4d's num_freq_t = round(log2(maxlen / 64) + 6), at least 2 so short clips still vary in time."""
     return max(2, round(math.log2(max_length / 64) + 6))
@@ -99,10 +80,11 @@ class TimeEmbedding(nn.Module):
         self.video_code = nn.Embedding(frame_info.num_videos, video_dim)
         # Small video codes so the time features dominate until the videos' codes are learned.
         nn.init.normal_(self.video_code.weight, std=0.1)
-        self.net = mlp(1 + 2 * self.num_freqs + video_dim, width, out_dim, depth=2)
+        self.encoding = FourierEncoding(1, self.num_freqs)
+        self.net = MLP(self.encoding.out_dim, out_dim, hidden=width, depth=1, activation="relu", cond_dim=video_dim)
         self.out_dim = out_dim
 
     def forward(self, frame: Tensor) -> Tensor:
         """(...,) global kept-frame indices -> (..., out_dim)."""
-        t = fourier_features(self.time_of_frame[frame][..., None], self.num_freqs)
-        return self.net(torch.cat([t, self.video_code(self.video_of_frame[frame])], -1))
+        t = self.encoding(self.time_of_frame[frame][..., None])
+        return self.net(t, self.video_code(self.video_of_frame[frame]))

@@ -4,6 +4,7 @@ import torch
 
 from lab4d_core.geometry.rotation import so3_exp
 from lab4d_core.model.deform import DEFORMATIONS, BagOfBones, build_deformation
+from lab4d_core.model.mlp import MLP
 from lab4d_core.model.time import FrameInfo, TimeEmbedding, default_time_freqs
 
 FRAME_INFO = FrameInfo.from_counts([np.arange(0, 10, 2), np.arange(6)], [10, 6])
@@ -22,11 +23,11 @@ def sample(n: int = 3, s: int = 5, seed: int = 0):
     return x, frame, inst
 
 
-def perturb_last_layer(net: torch.nn.Sequential, std: float, seed: int = 0) -> None:
+def perturb_last_layer(net: MLP, std: float, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        net[-1].weight.copy_(std * torch.randn(net[-1].weight.shape, generator=g))
-        net[-1].bias.copy_(std * torch.randn(net[-1].bias.shape, generator=g))
+        net.output.weight.copy_(std * torch.randn(net.output.weight.shape, generator=g))
+        net.output.bias.copy_(std * torch.randn(net.output.bias.shape, generator=g))
 
 
 def test_frame_info_normalises_raw_time_by_the_longest_video():
@@ -76,8 +77,8 @@ def test_dense_cycle_is_zero_at_init_and_positive_after_perturbation():
 
 def set_rigid_motion(bob: BagOfBones, axis_angle, translation) -> None:
     with torch.no_grad():
-        bob.motion_net[-1].weight.zero_()
-        bob.motion_net[-1].bias.copy_(torch.tensor([*axis_angle, *translation]).repeat(bob.num_bones))
+        bob.motion_net.output.weight.zero_()
+        bob.motion_net.output.bias.copy_(torch.tensor([*axis_angle, *translation]).repeat(bob.num_bones))
 
 
 def test_bob_same_motion_for_all_bones_is_that_rigid_motion():
@@ -119,7 +120,14 @@ def test_bob_gradients_reach_bone_parameters():
     loss = bob.warp_to_canonical(x, frame, inst).square().sum() + sum(bob.regularizers(x[:, 0], frame, inst).values())
     loss = loss + bob.gauss_occupancy(x).sum()
     loss.backward()
-    for name in ["centre", "orientation", "log_scale", "motion_net.0.weight", "delta_net.2.weight", "inst_code.weight"]:
+    for name in [
+        "centre",
+        "orientation",
+        "log_scale",
+        "motion_net.layers.0.weight",
+        "delta_net.output.weight",
+        "inst_code.weight",
+    ]:
         grad = dict(bob.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 

@@ -26,7 +26,8 @@ from lab4d_core.geometry.rotation import (
     quaternion_to_matrix,
 )
 from lab4d_core.model.deform.base import Deformation, instance_code, register_deformation
-from lab4d_core.model.time import FrameInfo, TimeEmbedding, mlp
+from lab4d_core.model.mlp import MLP
+from lab4d_core.model.time import FrameInfo, TimeEmbedding
 
 DELTA_SKIN_SCALE = 0.1
 """Weight of the learned skinning correction in the logits, as in lab4d."""
@@ -85,13 +86,13 @@ class BagOfBones(Deformation):
         self.orientation = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(num_bones, 1))
         self.log_scale = nn.Parameter(torch.full((num_bones, 3), math.log(init_scale)))
         self.time_embedding = TimeEmbedding(frame_info, out_dim=time_dim)
-        self.motion_net = mlp(time_dim, width, num_bones * 6, depth, zero_last=True)
+        self.motion_net = MLP(time_dim, num_bones * 6, hidden=width, depth=depth - 1, out_init="zero")
         self.inst_code = nn.Embedding(num_inst, inst_dim)
         nn.init.normal_(self.inst_code.weight, std=0.1)
-        self.delta_net = mlp(num_bones * 3 + inst_dim, skin_width, num_bones, depth=2)
+        self.delta_net = MLP(num_bones * 3 + inst_dim, num_bones, hidden=skin_width, depth=1)
         # Tiny rather than zero: relu(0) passes no gradient, so an all-zero start would never learn.
-        nn.init.normal_(self.delta_net[-1].weight, std=1e-3)
-        nn.init.zeros_(self.delta_net[-1].bias)
+        nn.init.normal_(self.delta_net.output.weight, std=1e-3)
+        nn.init.zeros_(self.delta_net.output.bias)
 
     def _motion(self, frame: Tensor) -> tuple[Tensor, Tensor]:
         """Rest -> frame bone motions as (N, B, 4) rotation quaternions and (N, B, 3) translations."""

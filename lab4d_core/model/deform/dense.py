@@ -6,7 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from lab4d_core.model.deform.base import Deformation, instance_code, register_deformation
-from lab4d_core.model.time import FrameInfo, TimeEmbedding, fourier_features, mlp
+from lab4d_core.model.encodings import FourierEncoding
+from lab4d_core.model.mlp import MLP
+from lab4d_core.model.time import FrameInfo, TimeEmbedding
 
 OFFSET_SCALE = 0.1
 """lab4d scales the MLP output by 0.1 so early updates move points gently."""
@@ -30,18 +32,22 @@ class DenseDeformation(Deformation):
         inst_dim: int = 32,
     ) -> None:
         super().__init__()
-        self.num_freqs = num_freqs
+        self.encoding = FourierEncoding(3, num_freqs)
         self.time_embedding = TimeEmbedding(frame_info, out_dim=time_dim)
         self.inst_code = nn.Embedding(num_inst, inst_dim)
         nn.init.normal_(self.inst_code.weight, std=0.1)
-        in_dim = 3 * (1 + 2 * num_freqs) + time_dim + inst_dim
-        self.to_canonical_net = mlp(in_dim, width, 3, depth, zero_last=True)
-        self.to_frame_net = mlp(in_dim, width, 3, depth, zero_last=True)
+        cond_dim = time_dim + inst_dim
+        self.to_canonical_net = MLP(
+            self.encoding.out_dim, 3, hidden=width, depth=depth - 1, out_init="zero", cond_dim=cond_dim
+        )
+        self.to_frame_net = MLP(
+            self.encoding.out_dim, 3, hidden=width, depth=depth - 1, out_init="zero", cond_dim=cond_dim
+        )
 
     def _offset(self, net: nn.Module, x: Tensor, frame: Tensor, inst: Tensor | None) -> Tensor:
         cond = torch.cat([self.time_embedding(frame), instance_code(self.inst_code, inst, x.shape[0])], -1)
         cond = cond[:, None].expand(-1, x.shape[1], -1)
-        return OFFSET_SCALE * net(torch.cat([fourier_features(x, self.num_freqs), cond], -1))
+        return OFFSET_SCALE * net(self.encoding(x), cond)
 
     def warp_to_canonical(self, x: Tensor, frame: Tensor, inst: Tensor | None = None) -> Tensor:
         return x + self._offset(self.to_canonical_net, x, frame, inst)
