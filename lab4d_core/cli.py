@@ -149,6 +149,12 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gt-rgb", type=Path, help="ground-truth frames for masked PSNR (.npy or folder); masked by --gt-masks"
     )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="trained model: render every training frame, score masks and colour"
+    )
+    parser.add_argument("--data", type=Path, help="with --checkpoint: the dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument("--res", type=int, default=128, help="with --checkpoint: render resolution (default: 128)")
+    parser.add_argument("--ray-samples", type=int, default=64, help="with --checkpoint: samples per ray (default: 64)")
 
 
 @command(
@@ -190,8 +196,17 @@ def _evaluate(args: argparse.Namespace) -> None:
             results["rgb"] = evaluate_rgb(
                 _same_shape(as_rgb(load_stack(args.pred_rgb)), gt_rgb, args.pred_rgb), gt_rgb, gt_masks
             )
+    if args.checkpoint is not None:
+        if args.data is None:
+            raise Lab4dError("--checkpoint needs --data data/<name>/manifest.json")
+        from lab4d_core.eval.render_metrics import evaluate_training_views
+        from lab4d_core.model.loading import load_model
+        from lab4d_core.train.distributed import select_device
+
+        model, cfg, database = load_model(args.checkpoint, args.data, select_device())
+        results["views"] = evaluate_training_views(model, database, cfg.train.data_prefix, args.res, args.ray_samples)
     if not results:
-        raise Lab4dError("nothing to evaluate: give --pred-meshes/--gt and/or --pred-masks/--gt-masks")
+        raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
     for kind, values in results.items():
         summary = values.get("mean", values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,15 @@ def test_unknown_override_names_the_valid_keys(tiny_quad, tmp_path, capsys):
         == 2
     )
     assert "unknown key 'num_round'" in capsys.readouterr().err
+
+
+def test_evaluate_checkpoint_scores_every_training_frame(tiny_quad, tmp_path):
+    _trainer(tiny_quad, tmp_path / "train").train()
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "train" / "ckpt_final.pth"), "--data",
+                 str(tiny_quad / "manifest.json"), "--res", "16", "--ray-samples", "8", "--out", str(out)]) == 0  # fmt: skip
+    views = json.loads(out.read_text())["views"]
+    assert [v["frames"] for v in views["videos"].values()] == [12, 12]
+    per_video = [v["mask_iou"] for v in views["videos"].values()]
+    assert views["mask_iou"] == pytest.approx(sum(per_video) / 2)
+    assert 0.0 <= views["mask_iou"] <= 1.0 and views["resolution"] == 16
