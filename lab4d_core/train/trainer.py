@@ -89,7 +89,6 @@ class Trainer:
             final_div_factor=1.0,
         )
         self.step = 0
-        self.history: list[StepRecord] = []
         self._resume()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -239,7 +238,6 @@ class Trainer:
         if writer is not None:
             writer.add_scalar("time/seconds", time.perf_counter() - started, self.step)
             writer.close()
-        self.history += records
         return records
 
 
