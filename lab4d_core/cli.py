@@ -153,7 +153,9 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", type=Path, help="trained model: render every training frame, score masks and colour"
     )
     parser.add_argument("--data", type=Path, help="with --checkpoint: the dataset manifest (data/<name>/manifest.json)")
-    parser.add_argument("--res", type=int, default=128, help="with --checkpoint: render resolution (default: 128)")
+    parser.add_argument(
+        "--res", type=int, help="with --checkpoint: render resolution (default: the training resolution)"
+    )
     parser.add_argument("--ray-samples", type=int, default=64, help="with --checkpoint: samples per ray (default: 64)")
 
 
@@ -204,7 +206,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         from lab4d_core.train.distributed import select_device
 
         model, cfg, database = load_model(args.checkpoint, args.data, select_device())
-        results["views"] = evaluate_training_views(model, database, cfg.train.data_prefix, args.res, args.ray_samples)
+        res = args.res or cfg.train.train_res
+        results["views"] = evaluate_training_views(model, database, cfg.train.data_prefix, res, args.ray_samples)
     if not results:
         raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))

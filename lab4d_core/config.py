@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -56,6 +57,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp`` (recursing into dataclasses)."""
     origin = typing.get_origin(tp)
@@ -88,6 +92,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)
         return [_coerce(v, item, f"{where}[{k}]") for k, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+        # YAML 1.1 (PyYAML) reads 1e-2 as a string: it wants 1.0e-2. Accept what people write.
         return float(value)
     if tp is bool and not isinstance(value, bool):
         raise Lab4dError(f"{where}: expected true or false, got {value!r}")
@@ -259,6 +266,8 @@ class ModelConfig:
     """Hidden layers of the SDF network (default: 2 with the hash grid, 8 with Fourier features as in lab4d)."""
     num_bones: int = 25
     """Gaussian bones of fg_motion: bob."""
+    bone_scale: float = 0.15
+    """Initial size (standard deviation) of the Gaussian bones, relative to the object's radius."""
     init_beta: float = 0.1
     """Initial VolSDF beta, relative to the object's radius (lab4d: 0.1 for an object of radius ~1)."""
 
@@ -271,7 +280,9 @@ class TrainConfig:
     """Defaults for the machine: cpu (fewer samples and steps, small batch) or gpu; auto picks by CUDA availability.
     Keys set in the YAML or with --set always win over the preset."""
     learning_rate: float = 5e-4
-    """Peak learning rate of the one-cycle schedule; explicit parameters (poses, beta, bones) get 10x."""
+    """Peak learning rate of the one-cycle schedule of the networks and the hash grid."""
+    explicit_lr: float | None = None
+    """Peak learning rate of explicit parameters (poses, intrinsics, beta, scale, bones); default 10x learning_rate, as in lab4d."""
     num_rounds: int = 20
     """Rounds of training; a checkpoint and TensorBoard images are written after each."""
     iters_per_round: int = 200
@@ -284,8 +295,8 @@ class TrainConfig:
     """Fraction of the sampled pixels drawn from the object mask (0: uniform, like lab4d)."""
     data_prefix: Literal["crop", "full"] = "crop"
     """Which processed arrays to train on: object crops or full frames."""
-    train_res: int = 256
-    """Resolution of the processed arrays to read (<prefix>-<train_res>.npy)."""
+    train_res: int | None = None
+    """Resolution of the processed arrays to read (<prefix>-<train_res>.npy); default: the dataset's (its manifest's)."""
     num_samples: int = 64
     """Stratified samples per ray (lab4d: 64)."""
     num_importance: int = 0

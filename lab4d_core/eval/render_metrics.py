@@ -15,28 +15,7 @@ from tqdm import tqdm
 from lab4d_core.data.database import Database
 from lab4d_core.eval.metrics import mask_iou, masked_psnr
 from lab4d_core.model.dynamic import DynamicModel
-
-
-def grid_pixels(res: int, train_res: int) -> np.ndarray:
-    """(res*res, 2) array coordinates (x, y) of the centres of a res x res grid over a train_res crop."""
-    centres = (np.arange(res) + 0.5) * (train_res / res) - 0.5
-    xs, ys = np.meshgrid(centres, centres)
-    return np.stack([xs.ravel(), ys.ravel()], axis=-1)
-
-
-@torch.no_grad()
-def render_frame(model: DynamicModel, frame: int, xy: torch.Tensor, num_samples: int, chunk: int = 8192) -> dict:
-    """Opacity, rgb and depth of the pixels ``xy`` (P, 2) of one frame."""
-    device = next(model.parameters()).device
-    frame_ids = torch.tensor([frame], device=device)
-    parts: dict[str, list[torch.Tensor]] = {"opacity": [], "rgb": [], "depth": []}
-    for start in range(0, len(xy), chunk):
-        out = model.render_rays(
-            frame_ids, xy[None, start : start + chunk].to(device), num_samples, num_importance=num_samples // 2
-        )
-        for key in parts:
-            parts[key].append(out[key][0].cpu())
-    return {key: torch.cat(values) for key, values in parts.items()}
+from lab4d_core.model.render import pixel_grid
 
 
 def evaluate_training_views(
@@ -49,7 +28,7 @@ def evaluate_training_views(
 ) -> dict:
     """Mask IoU and masked PSNR per video and overall (means over frames)."""
     train_res = database.videos[0].resolution
-    centres = grid_pixels(res, train_res)
+    centres = pixel_grid(res, train_res)
     nearest = np.clip(np.rint(centres).astype(int), 0, train_res - 1)
     xy = torch.as_tensor(centres, dtype=torch.float32)
     per_video, all_iou, all_psnr = {}, [], []
@@ -61,7 +40,7 @@ def evaluate_training_views(
         masks, rgbs = video.array("mask", prefix), video.array("rgb", prefix)
         ious, psnrs = [], []
         for f in tqdm(frames, desc=f"evaluate {video.seqname}", unit="frame", leave=False):
-            out = render_frame(model, int(offsets[v] + f), xy, num_samples)
+            out = model.render_pixels(int(offsets[v] + f), xy, num_samples)
             gt_mask = np.asarray(masks[f, nearest[:, 1], nearest[:, 0], 0]).reshape(res, res)
             gt_rgb = np.asarray(rgbs[f, nearest[:, 1], nearest[:, 0]], dtype=np.float64).reshape(res, res, 3)
             pred_mask = out["opacity"].numpy().reshape(res, res) > 0.5

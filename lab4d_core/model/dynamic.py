@@ -21,11 +21,12 @@ from lab4d_core.model.deform import build_deformation
 from lab4d_core.model.field import NeuralSDF
 from lab4d_core.model.pose import Intrinsics, RootPose
 from lab4d_core.model.render import (
+    box_bounds,
     composite,
     importance_depths,
+    occupied_interval,
     pixel_directions,
     project,
-    sphere_bounds,
     stratified_depths,
     volsdf_weights,
 )
@@ -128,6 +129,12 @@ class DynamicModel(nn.Module):
         self.register_buffer("video_of_frame", info.video_of_frame.clone())
         # Scene units are the dataset's; the field sees coordinates inside a cube of +-bound.
         self.register_buffer("bound", torch.tensor(2.0 * radius))
+        # Per-frame boxes (object coordinates) that bound the rays; they start around the initial
+        # sphere and follow the shape as training refits them (update_proxy).
+        self.proxy_margin = PROXY_MARGIN * radius
+        reach = torch.full((info.num_frames, 3), 0.6 * radius + self.proxy_margin)
+        self.register_buffer("proxy_lo", -reach)
+        self.register_buffer("proxy_hi", reach.clone())
         self.field = NeuralSDF(
             num_inst=self.num_inst,
             num_frames=info.num_frames,
@@ -144,7 +151,11 @@ class DynamicModel(nn.Module):
             cfg.fg_motion,
             info,
             self.num_inst,
-            **({"num_bones": cfg.num_bones, "init_radius": 0.5 * radius} if cfg.fg_motion == "bob" else {}),
+            **(
+                {"num_bones": cfg.num_bones, "init_radius": 0.5 * radius, "init_scale": cfg.bone_scale * radius}
+                if cfg.fg_motion == "bob"
+                else {}
+            ),
         )
         self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32))
         self.intrinsics = Intrinsics(
@@ -169,36 +180,120 @@ class DynamicModel(nn.Module):
         num_samples: int,
         num_importance: int = 0,
         noise: dict[str, Tensor] | None = None,
+        occupancy: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Render (N, K) pixels of N frames: rgb, opacity, depth, expected canonical point, and the samples.
+        """Render (N, K) pixels of N frames: rgb, opacity, depth and expected canonical point per pixel.
+
+        Only rays that cross their frame's proxy box are shaded; the others are empty (opacity
+        0) and cost nothing. ``hit`` (N, K) says which were shaded, ``samples`` (M, S, 3) holds
+        the canonical samples of those M rays and ``ray_index`` (M,) their flat index in N x K.
+        ``occupancy`` (from :meth:`frame_occupancy` of the same frames) tightens each ray to the
+        occupied cells it crosses, which lets rendering skip empty space at a fraction of the samples.
 
         ``noise`` holds uniform draws ``stratified`` (N, K, num_samples) and ``importance``
         (N, K, num_importance) for training; None renders deterministically.
         """
         noise = noise or {}
-        inst = self.instance(frame)
+        n, k = xy.shape[:2]
         rotation, translation = self.root(frame)
         intrinsics = self.intrinsics(frame)
         directions = pixel_directions(xy, intrinsics)
-        near, far, hit = sphere_bounds(directions, translation, self.bound)
-        depths = stratified_depths(near, far, num_samples, noise.get("stratified"))
+        near, far, hit = box_bounds(directions, rotation, translation, self.proxy_lo[frame], self.proxy_hi[frame])
+        if occupancy is not None:
+            near, far, hit_occupied = self._occupied(directions, rotation, translation, near, far, occupancy)
+            hit = hit & hit_occupied
+        ray_index = hit.reshape(-1).nonzero().squeeze(1)
+        ray_frame = ray_index // k
+
+        def rays(values: Tensor) -> Tensor:
+            return values.reshape(n * k, *values.shape[2:])[ray_index]
+
+        pose = (rotation[ray_frame], translation[ray_frame])
+        near, far, directions = rays(near), rays(far), rays(directions)
+        frame_of_ray = frame[ray_frame]
+        depths = stratified_depths(near, far, num_samples, _rays_or_none(noise.get("stratified"), rays))
         if num_importance > 0:
             with torch.no_grad():
-                coarse = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
-            fine = importance_depths(depths, coarse["weights"], num_importance, noise.get("importance"))
+                coarse = self._shade(depths, directions, *pose, frame_of_ray, far)
+            uniform = _rays_or_none(noise.get("importance"), rays)
+            fine = importance_depths(depths, coarse["weights"], num_importance, uniform)
             depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
-        out = self._shade(depths, directions, rotation, translation, frame, inst, far, hit)
-        out["intrinsics"] = intrinsics
+        shaded = self._shade(depths, directions, *pose, frame_of_ray, far)
+        out = {"hit": hit, "ray_index": ray_index, "samples": shaded.pop("samples"), "intrinsics": intrinsics}
+        shaded.pop("weights")
+        for key, value in shaded.items():
+            full = value.new_zeros((n * k, *value.shape[1:]))
+            out[key] = full.index_copy(0, ray_index, value).reshape(n, k, *value.shape[1:])
         return out
 
-    def _shade(self, depths, directions, rotation, translation, frame, inst, far, hit) -> dict[str, Tensor]:
-        n, k, s = depths.shape
-        points_cam = directions[..., None, :] * depths[..., None]
+    @torch.no_grad()
+    def render_pixels(self, frame: int, xy: Tensor, num_samples: int, chunk: int = 8192) -> dict[str, Tensor]:
+        """Opacity (P,), rgb (P, 3) and depth (P,) of pixels ``xy`` (P, 2) of one frame, on the CPU.
+
+        Rays skip the empty space of the frame's occupancy grid, so the samples (``num_samples``
+        stratified plus half as many by importance) land near the surface; chunks of ``chunk``
+        rays bound the memory at any resolution.
+        """
+        device = self.bound.device
+        frame_ids = torch.tensor([frame], device=device)
+        occupancy = self.frame_occupancy(frame_ids)
+        parts: dict[str, list[Tensor]] = {"opacity": [], "rgb": [], "depth": []}
+        for start in range(0, len(xy), chunk):
+            pixels = xy[None, start : start + chunk].to(device)
+            out = self.render_rays(frame_ids, pixels, num_samples, num_samples // 2, occupancy=occupancy)
+            for key in parts:
+                parts[key].append(out[key][0].cpu())
+        return {key: torch.cat(values) for key, values in parts.items()}
+
+    @staticmethod
+    def _occupied(directions, rotation, translation, near, far, occupancy) -> tuple[Tensor, Tensor, Tensor]:
+        n, k = near.shape
+        origin = -(translation[:, None] @ rotation)
+        direction = directions @ rotation
+        per_ray = torch.arange(n, device=near.device).repeat_interleave(k)
+        res = occupancy["grid"].shape[-1]
+        near, far, hit = occupied_interval(
+            origin.expand(-1, k, -1).reshape(-1, 3),
+            direction.reshape(-1, 3),
+            near.reshape(-1),
+            far.reshape(-1),
+            occupancy["lo"][per_ray],
+            occupancy["hi"][per_ray],
+            occupancy["grid"],
+            per_ray,
+            steps=2 * res,
+        )
+        return near.view(n, k), far.view(n, k), hit.view(n, k)
+
+    @torch.no_grad()
+    def frame_occupancy(self, frame: Tensor, resolution: int = 32) -> dict[str, Tensor]:
+        """Occupancy grids of frames (N,) over their proxy boxes, for :meth:`render_rays`.
+
+        Cell centres are warped to canonical space and marked occupied where the SDF is within
+        reach of the density (half a cell diagonal plus 4 beta), then dilated by a cell, since
+        the warp bends straight lines between centres.
+        """
+        lo, hi = self.proxy_lo[frame], self.proxy_hi[frame]
+        u = (torch.arange(resolution, device=lo.device, dtype=lo.dtype) + 0.5) / resolution
+        unit = torch.stack(torch.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
+        points = lo[:, None] + unit * (hi - lo)[:, None]
+        canonical = self.deform.warp_to_canonical(points, frame, self.instance(frame))
+        sdf = self.field.sdf(canonical, self.instance(frame)[:, None])
+        reach = 0.5 * ((hi - lo) / resolution).norm(dim=-1, keepdim=True) + 4 * self.field.beta
+        grid = (sdf < reach).view(-1, 1, resolution, resolution, resolution).float()
+        grid = torch.nn.functional.max_pool3d(grid, 3, stride=1, padding=1) > 0
+        return {"lo": lo, "hi": hi, "grid": grid.view(-1, resolution, resolution, resolution)}
+
+    def _shade(self, depths, directions, rotation, translation, frame, far) -> dict[str, Tensor]:
+        """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames (M,)."""
+        inst = self.instance(frame)
+        points_cam = directions[:, None, :] * depths[..., None]
         # Row-vector form of R^T (p - t): camera -> object coordinates.
-        points_obj = (points_cam - translation[:, None, None]) @ rotation[:, None]
-        canonical = self.deform.warp_to_canonical(points_obj.reshape(n, k * s, 3), frame, inst).reshape(n, k, s, 3)
-        field = self.field(canonical, inst[:, None, None].expand(n, k, s), frame[:, None, None].expand(n, k, s))
-        weights = volsdf_weights(self.field.density(field["sdf"]), depths, far) * hit[..., None]
+        points_obj = (points_cam - translation[:, None]) @ rotation
+        canonical = self.deform.warp_to_canonical(points_obj, frame, inst)
+        s = depths.shape[1]
+        field = self.field(canonical, inst[:, None].expand(-1, s), frame[:, None].expand(-1, s))
+        weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
         return {
             "weights": weights,
@@ -208,6 +303,34 @@ class DynamicModel(nn.Module):
             "canonical": composite(weights, canonical) / opacity.clamp(min=1e-6)[..., None],
             "samples": canonical,
         }
+
+    @torch.no_grad()
+    def update_proxy(self, resolution: int = 32, chunk_frames: int = 16) -> None:
+        """Fit every frame's proxy box to the current shape (lab4d rebuilds its proxy mesh per round).
+
+        Canonical cells within one cell of the surface or inside it are carried to each frame by
+        the deformation; the box around them, widened by ``proxy_margin`` so the shape can grow
+        into it, bounds that frame's rays. An instance with no such cell keeps its boxes.
+        """
+        bound = float(self.field.scale)
+        cell = 2.0 * bound / resolution
+        axis = (torch.arange(resolution, device=self.bound.device, dtype=torch.float32) + 0.5) * cell - bound
+        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        instance_of_frame = self.instance(torch.arange(len(self.proxy_lo), device=grid.device))
+        for inst in range(self.num_inst):
+            sdf = torch.cat(
+                [self.field.sdf(part, torch.tensor(inst, device=grid.device)) for part in grid.split(65536)]
+            )
+            points = grid[sdf < cell]
+            if len(points) == 0:
+                continue
+            points = points[:: max(1, len(points) // PROXY_POINTS)]
+            frames = (instance_of_frame == inst).nonzero().squeeze(1)
+            for part in frames.split(chunk_frames):
+                inst_ids = torch.full_like(part, inst)
+                warped = self.deform.warp_to_frame(points.expand(len(part), -1, -1), part, inst_ids)
+                self.proxy_lo[part] = warped.amin(1) - self.proxy_margin - 0.5 * cell
+                self.proxy_hi[part] = warped.amax(1) + self.proxy_margin + 0.5 * cell
 
     def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor) -> Tensor:
         """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3)."""
@@ -231,8 +354,17 @@ class DynamicModel(nn.Module):
         return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps), valid
 
 
+PROXY_POINTS = 4096
+"""At most this many canonical points are warped to each frame to fit its proxy box."""
+PROXY_MARGIN = 0.15
+"""Proxy boxes reach this far (relative to the object's radius) beyond the current shape."""
+
 _EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation"}
 """Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales."""
+
+
+def _rays_or_none(values: Tensor | None, select) -> Tensor | None:
+    return None if values is None else select(values)
 
 
 def _encoding_options(cfg: ModelConfig) -> dict:

@@ -221,7 +221,7 @@ class HashGridEncoding(Encoding):
         if hashed:
             index &= self.table_size - 1
         index += self.offsets[levels]
-        rows = _Gather.apply(self.table, index.view(-1)).view(-1, *index.shape)  # (F, 2^D, N, l)
+        rows = _Gather.apply(self.table, index.view(-1)).view(self.features_per_level, *index.shape)  # (F, 2^D, N, l)
         return (rows * weight).sum(1)
 
     def _grid_features(self, unit: torch.Tensor) -> torch.Tensor:

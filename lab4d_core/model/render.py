@@ -7,6 +7,7 @@ keeps depth maps directly comparable with the datasets' depth arrays.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +20,14 @@ def pixel_directions(xy: Tensor, intrinsics: Tensor) -> Tensor:
     return torch.stack([x, y, torch.ones_like(x)], dim=-1)
 
 
+def pixel_grid(res: int, array_res: int) -> np.ndarray:
+    """(res*res, 2) array coordinates (x, y) of the pixel centres of a res x res image over an
+    array_res x array_res array, row-major (integer array coordinates are pixel centres)."""
+    centres = (np.arange(res) + 0.5) * (array_res / res) - 0.5
+    xs, ys = np.meshgrid(centres, centres)
+    return np.stack([xs.ravel(), ys.ravel()], axis=-1)
+
+
 def project(points: Tensor, intrinsics: Tensor) -> Tensor:
     """(..., K, 3) camera points -> (..., K, 2) pixels, with (..., 4) intrinsics."""
     fx, fy, cx, cy = intrinsics.unbind(-1)
@@ -28,30 +37,75 @@ def project(points: Tensor, intrinsics: Tensor) -> Tensor:
     )
 
 
-def sphere_bounds(directions: Tensor, centre: Tensor, radius: Tensor | float) -> tuple[Tensor, Tensor, Tensor]:
-    """Where rays from the origin enter and leave a sphere, as camera z (ray parameter for z = 1 directions).
+def box_bounds(
+    directions: Tensor, rotation: Tensor, translation: Tensor, lo: Tensor, hi: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Where camera rays enter and leave boxes given in object coordinates (slab test), as camera z.
 
     Args:
-        directions: (N, K, 3) ray directions (z = 1).
-        centre: (N, 3) sphere centres in camera coordinates.
-        radius: sphere radius (scalar or (N,)).
+        directions: (N, K, 3) camera-space ray directions (z = 1) from the camera centre.
+        rotation, translation: (N, 3, 3), (N, 3) object -> camera poses (x_cam = R x_obj + t).
+        lo, hi: (N, 3) box corners in object coordinates.
 
     Returns:
-        near, far (N, K) and hit (N, K) bool; misses get near = far.
+        near, far (N, K) and hit (N, K) bool; misses get near = far. The map from camera to
+        object coordinates is rigid, so a ray's parameter is the same in both: camera z.
     """
-    radius = torch.as_tensor(radius, dtype=directions.dtype, device=directions.device)
-    radius = radius.reshape(-1, 1) if radius.ndim else radius
-    a = (directions * directions).sum(-1)
-    b = (directions * centre[:, None]).sum(-1)
-    c = (centre * centre).sum(-1, keepdim=True) - radius**2
-    disc = b * b - a * c
-    hit = disc > 0
-    root = disc.clamp(min=0).sqrt()
-    near = ((b - root) / a).clamp(min=1e-4)
-    far = ((b + root) / a).clamp(min=1e-4)
-    hit = hit & (far > near)
-    near = torch.where(hit, near, far)
+    # Row-vector forms of R^T (0 - t) and R^T d.
+    origin = -(translation[:, None] @ rotation)
+    direction = directions @ rotation
+    tiny = torch.full_like(direction, 1e-9)
+    direction = torch.where(direction.abs() < 1e-9, torch.where(direction < 0, -tiny, tiny), direction)
+    t0 = (lo[:, None] - origin) / direction
+    t1 = (hi[:, None] - origin) / direction
+    near = torch.minimum(t0, t1).amax(-1).clamp(min=1e-4)
+    far = torch.maximum(t0, t1).amin(-1)
+    hit = far > near
+    far = torch.where(hit, far, near)
     return near, far, hit
+
+
+def occupied_interval(
+    origin: Tensor,
+    direction: Tensor,
+    near: Tensor,
+    far: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    grid: Tensor,
+    grid_index: Tensor,
+    steps: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Shrink rays' [near, far] to the span of the occupied cells of a box grid that they cross.
+
+    Args:
+        origin, direction: (M, 3) rays in the grid's coordinates (point = origin + t * direction).
+        near, far: (M,) current extent of each ray.
+        lo, hi: (M, 3) corners of each ray's grid box.
+        grid: (G, R, R, R) bool occupancy grids, indexed [x, y, z] over their boxes.
+        grid_index: (M,) which grid each ray crosses.
+        steps: points probed per ray between near and far.
+
+    Returns:
+        near, far (M,), widened by one probe step on each side, and hit (M,): whether any probe
+        landed in an occupied cell.
+    """
+    res = grid.shape[-1]
+    u = (torch.arange(steps, dtype=near.dtype, device=near.device) + 0.5) / steps
+    t = near[:, None] + (far - near)[:, None] * u
+    points = origin[:, None] + t[..., None] * direction[:, None]
+    cell = ((points - lo[:, None]) / (hi - lo)[:, None] * res).floor().long()
+    inside = ((cell >= 0) & (cell < res)).all(-1)
+    cell = cell.clamp(0, res - 1)
+    flat = ((grid_index[:, None] * res + cell[..., 0]) * res + cell[..., 1]) * res + cell[..., 2]
+    occupied = grid.reshape(-1)[flat] & inside
+    hit = occupied.any(-1)
+    first = occupied.float().argmax(-1)
+    last = steps - 1 - occupied.flip(-1).float().argmax(-1)
+    step = (far - near) / steps
+    new_near = torch.maximum(near + step * (first - 1).clamp(min=0), near)
+    new_far = torch.minimum(near + step * (last + 2), far)
+    return torch.where(hit, new_near, near), torch.where(hit, new_far, near), hit
 
 
 def stratified_depths(near: Tensor, far: Tensor, num: int, offsets: Tensor | None = None) -> Tensor:

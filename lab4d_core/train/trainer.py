@@ -8,11 +8,13 @@ complete, and TensorBoard events.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
@@ -21,14 +23,17 @@ from lab4d_core.config import DatasetConfig, to_dict
 from lab4d_core.data.manifest import Manifest
 from lab4d_core.data.sampler import PairSampler
 from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.render import pixel_grid
 from lab4d_core.train import losses as L
 from lab4d_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process, world_size
+from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process
 from lab4d_core.train.schedules import linear, log_linear
 from lab4d_core.utils.io import atomic_write_text
 
 EIKONAL_RAY_FRACTION = 1 / 16
 """Share of rays whose samples get the eikonal term (lab4d: 1/16)."""
+PROXY_UPDATE_STEPS = 25
+"""Steps between refits of the proxy boxes that bound the rays (lab4d: once per round of 200)."""
 
 
 @dataclass
@@ -36,6 +41,8 @@ class StepRecord:
     step: int
     loss: float
     terms: dict[str, float] = field(default_factory=dict)
+    samples: int = 0
+    """Ray samples shaded in this step, over all ranks."""
 
 
 class Trainer:
@@ -48,6 +55,8 @@ class Trainer:
         rank: int = 0,
         world: int = 1,
     ):
+        if cfg.train.train_res is None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, train_res=manifest.train_res))
         self.cfg, self.out_dir, self.device, self.rank, self.world = cfg, Path(out_dir), device, rank, world
         # Transmittance and densities far behind surfaces underflow to denormal floats, which make
         # CPU matrix products ~100x slower in the backward pass; flushing them to zero is harmless.
@@ -75,13 +84,14 @@ class Trainer:
         explicit_ids = {id(p) for p in explicit}
         implicit = [p for p in self.model.parameters() if id(p) not in explicit_ids]
         lr = train.learning_rate
+        explicit_lr = 10 * lr if train.explicit_lr is None else train.explicit_lr
         self.optimizer = torch.optim.AdamW(
-            [{"params": implicit, "lr": lr}, {"params": explicit, "lr": 10 * lr}], weight_decay=1e-4
+            [{"params": implicit, "lr": lr}, {"params": explicit, "lr": explicit_lr}], weight_decay=1e-4
         )
         self.total_steps = train.num_rounds * train.iters_per_round
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer,
-            max_lr=[lr, 10 * lr],
+            max_lr=[lr, explicit_lr],
             total_steps=self.total_steps,
             pct_start=min(2 / train.num_rounds, 0.3),  # lab4d: warm up over 2 rounds
             anneal_strategy="linear",
@@ -126,32 +136,46 @@ class Trainer:
             save_checkpoint(self.out_dir / "ckpt_final.pth", state)
 
     # -- one step ---------------------------------------------------------------------------------------
-    def losses(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+    def losses(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[dict[str, torch.Tensor], int]:
+        """Loss terms of this rank's share of the batch, and how many ray samples it shaded."""
         train, model = self.cfg.train, self.model
         model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
         noise = self._noise(batch["xy"].shape[1])
         out = model.render_rays(batch["frame"], batch["xy"], train.num_samples, train.num_importance, noise)
         valid = batch["vis2d"]
         mask = batch["mask"] & valid
+        # Over a random background colour, a see-through surface is wrong whatever the colour behind
+        # it; over black (or any fixed colour) the field could fake dark texture with transparency.
+        rgb = out["rgb"] + (1.0 - out["opacity"])[..., None] * noise["background"]
         terms = {
             "mask": L.mask_loss(out["opacity"], batch["mask"], valid),
-            "rgb": L.rgb_loss(out["rgb"], batch["rgb"], mask),
+            "rgb": L.rgb_loss(rgb, batch["rgb"], mask),
         }
         flow = model.predict_flow(out["canonical"], batch["xy"], batch["partner"])
-        terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], mask & (batch["flow"][..., 2] > 0), train.train_res)
+        has_flow = mask & out["hit"] & (batch["flow"][..., 2] > 0)
+        terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow, train.train_res)
         if "depth" in batch and train.depth_wt > 0:
-            terms["depth"] = L.depth_loss(out["depth"], batch["depth"], mask)
-        rays = out["samples"].shape[1]
-        chosen = max(1, int(round(rays * EIKONAL_RAY_FRACTION)))
-        points = out["samples"][:, :chosen].reshape(-1, 3)
-        inst = model.instance(batch["frame"])[:, None, None].expand(-1, chosen, out["samples"].shape[2]).reshape(-1)
-        terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst))
-        frames = batch["frame"][:, None].expand(-1, chosen * out["samples"].shape[2]).reshape(-1)
+            terms["depth"] = L.depth_loss(out["depth"], batch["depth"], mask & out["hit"])
+        # Regularizers on the samples of the first pixels of every frame: the same points whatever
+        # the world size, since each frame lives wholly on one rank.
+        pixels = batch["xy"].shape[1]
+        chosen = (out["ray_index"] % pixels) < max(1, round(pixels * EIKONAL_RAY_FRACTION))
+        samples = out["samples"][chosen]
+        frames = batch["frame"][out["ray_index"][chosen] // pixels, None].expand(samples.shape[:2]).reshape(-1)
+        points = samples.reshape(-1, 3)
+        count = global_sum(torch.tensor(float(len(points)), device=points.device)).clamp(min=1.0)
+        # Means over this rank's points, re-weighted to their share of all ranks' points; a rank
+        # without points still computes every term (at weight 0), so all ranks reduce the same terms.
+        share = len(points) / count
+        if not len(points):
+            points, frames = points.new_zeros(1, 3), batch["frame"][:1]
+        inst = model.instance(frames)
+        terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst)) * (share > 0)
         for name, value in model.deform.regularizers(points, frames, inst).items():
-            terms[name] = value / world_size()  # a local mean over an equal share of every rank's samples
+            terms[name] = value * share
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
-            terms["reg_gauss_skin"] = self._gauss_skin(points, inst) / world_size()
-        return terms
+            terms["reg_gauss_skin"] = self._gauss_skin(points, inst) * share
+        return terms, out["samples"].shape[0] * out["samples"].shape[1]
 
     def _noise(self, pixels: int) -> dict[str, torch.Tensor]:
         """Sampling noise of this rank's rays, cut from draws for the global batch (same for any world size)."""
@@ -161,7 +185,11 @@ class Trainer:
         shard = slice(self.rank * frames // self.world, (self.rank + 1) * frames // self.world)
         return {
             name: torch.rand((frames, pixels, count), generator=generator)[shard].to(self.device)
-            for name, count in (("stratified", train.num_samples), ("importance", train.num_importance))
+            for name, count in (
+                ("stratified", train.num_samples),
+                ("importance", train.num_importance),
+                ("background", 3),
+            )
         }
 
     def _gauss_skin(self, points: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
@@ -188,9 +216,11 @@ class Trainer:
 
     def train_step(self) -> StepRecord:
         progress = self.step / max(self.total_steps, 1)
+        if self.step % PROXY_UPDATE_STEPS == 0:
+            self.model.update_proxy()
         batch = {k: v.to(self.device) for k, v in self.sampler.batch(self.step).items()}
         batch["xy"] = batch["xy"].float()
-        terms = self.losses(batch, progress)
+        terms, samples = self.losses(batch, progress)
         weights = self.weights(progress)
         loss = sum(weights[name] * value for name, value in terms.items())
         self.optimizer.zero_grad(set_to_none=False)
@@ -205,8 +235,9 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         # Every rank holds its share of each term (see losses.py): their sum is the global value.
-        values = global_sum(torch.stack([loss.detach(), *[v.detach() for v in terms.values()]])).tolist()
-        return StepRecord(self.step, values[0], dict(zip(terms, values[1:])))
+        local = [loss.detach(), *[v.detach() for v in terms.values()], torch.tensor(float(samples), device=loss.device)]
+        values = global_sum(torch.stack(local)).tolist()
+        return StepRecord(self.step, values[0], dict(zip(terms, values[1:-1])), int(values[-1]))
 
     # -- loop -------------------------------------------------------------------------------------------
     def train(self, until: int | None = None) -> list[StepRecord]:
@@ -234,11 +265,28 @@ class Trainer:
                 raise FloatingPointError(f"loss became {record.loss} at step {record.step}")
             if self.step % self.cfg.train.iters_per_round == 0 or self.step == end:
                 self.save()
+                if writer is not None:
+                    self._log_images(writer)
         bar.close()
         if writer is not None:
             writer.add_scalar("time/seconds", time.perf_counter() - started, self.step)
             writer.close()
         return records
+
+    def _log_images(self, writer) -> None:
+        """Renders at ``eval_res`` of the first frame of up to three videos: ground truth | rgb | opacity."""
+        res, array_res, prefix = self.cfg.train.eval_res, self.database.resolution, self.cfg.train.data_prefix
+        centres = pixel_grid(res, array_res)
+        nearest = np.clip(np.rint(centres).astype(int), 0, array_res - 1)
+        xy = torch.as_tensor(centres, dtype=torch.float32)
+        rows = []
+        for v, video in enumerate(self.database.videos[:3]):
+            out = self.model.render_pixels(int(self.database.frame_offset[v]), xy, self.cfg.train.num_samples)
+            truth = np.asarray(video.array("rgb", prefix)[0, nearest[:, 1], nearest[:, 0]], dtype=np.float32)
+            opacity = out["opacity"].numpy()[:, None].repeat(3, 1)
+            rows.append(np.concatenate([x.reshape(res, res, 3) for x in (truth, out["rgb"].numpy(), opacity)], 1))
+        image = np.clip(np.concatenate(rows, 0), 0.0, 1.0)
+        writer.add_image("render/truth_rgb_opacity", image, self.step, dataformats="HWC")
 
 
 def _summary_writer(out_dir: Path):

@@ -18,7 +18,7 @@ from lab4d_core.train.presets import resolve
 from lab4d_core.train.trainer import Trainer
 
 TINY_TRAIN = {"num_rounds": 2, "iters_per_round": 3, "imgs_per_gpu": 4, "pixels_per_image": 16, "num_samples": 16,
-              "train_res": 64, "learning_rate": 5e-3, "preset": "cpu"}  # fmt: skip
+              "train_res": 64, "learning_rate": 5e-3, "explicit_lr": 5e-3, "preset": "cpu"}  # fmt: skip
 
 
 def _config(root: Path, motion: str = "rigid", **train) -> dict:
@@ -36,7 +36,7 @@ def _trainer(root: Path, out: Path, motion: str = "rigid", rank: int = 0, world:
 
 @pytest.mark.parametrize("motion", ["rigid", "dense", "bob"])
 def test_ten_steps_on_one_batch_lower_its_loss(tiny_quad, tmp_path, motion):
-    trainer = _trainer(tiny_quad, tmp_path, motion, num_rounds=1, iters_per_round=10)
+    trainer = _trainer(tiny_quad, tmp_path, motion, num_rounds=1, iters_per_round=10, learning_rate=2e-3)
     batch = trainer.sampler.batch(0)
     trainer.sampler.batch = lambda step: batch  # overfit one batch: a check of the gradients, not of sampling
 

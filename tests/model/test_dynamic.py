@@ -1,0 +1,57 @@
+"""The composed model: proxy boxes follow the shape, and empty-space skipping renders the same image."""
+
+import pytest
+import torch
+
+from lab4d_core.config import ModelConfig
+from lab4d_core.data.manifest import read_manifest
+from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.render import pixel_grid
+
+SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
+
+
+@pytest.fixture(scope="module")
+def scene(tiny_quad):
+    database = read_manifest(tiny_quad / "manifest.json").database()
+    return SceneInfo.from_database(database, "crop"), database.resolution
+
+
+def _model(scene, motion: str) -> DynamicModel:
+    torch.manual_seed(0)
+    return DynamicModel(ModelConfig(fg_motion=motion, **SMALL), scene[0])
+
+
+@pytest.mark.parametrize("motion", ["rigid", "bob"])
+def test_proxy_boxes_wrap_the_initial_sphere_with_the_margin(scene, motion):
+    model = _model(scene, motion)
+    model.update_proxy(resolution=32)
+    radius = 0.6 * scene[0].object_radius  # the sphere the field starts as
+    cell = 2 * model.field.scale.item() / 32
+    # Cells whose centre is within one cell of the surface or inside it, then the margin.
+    reach = radius + model.proxy_margin
+    assert torch.all(model.proxy_hi >= reach - 0.1 * cell) and torch.all(model.proxy_hi <= reach + 2.5 * cell)
+    assert torch.all(model.proxy_lo <= -reach + 0.1 * cell) and torch.all(model.proxy_lo >= -reach - 2.5 * cell)
+
+
+@pytest.mark.parametrize("motion", ["rigid", "bob"])
+def test_skipping_empty_space_renders_the_same_silhouette(scene, motion):
+    model = _model(scene, motion)
+    model.update_proxy()
+    xy = torch.as_tensor(pixel_grid(32, scene[1]), dtype=torch.float32)
+    with torch.no_grad():
+        dense = model.render_rays(torch.tensor([3]), xy[None], 128)["opacity"][0]
+    skipped = model.render_pixels(3, xy, 32)["opacity"]
+    assert 0.2 < (dense > 0.5).float().mean() < 0.9  # the sphere covers part of the frame
+    assert float((dense - skipped).abs().max()) < 0.05
+    assert float(((dense > 0.5) != (skipped > 0.5)).float().mean()) < 0.01
+
+
+@pytest.mark.parametrize("motion", ["rigid", "bob"])
+def test_rays_that_miss_every_box_render_empty(scene, motion):
+    model = _model(scene, motion)
+    far_away = torch.full((1, 5, 2), -1e4)
+    with torch.no_grad():
+        out = model.render_rays(torch.tensor([0]), far_away, 16, 8)
+    assert not out["hit"].any() and out["samples"].shape == (0, 16 + 8, 3)
+    assert torch.all(out["opacity"] == 0) and torch.all(out["rgb"] == 0)
