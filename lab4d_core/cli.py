@@ -156,7 +156,12 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--res", type=int, help="with --checkpoint: render resolution (default: the training resolution)"
     )
-    parser.add_argument("--ray-samples", type=int, default=64, help="with --checkpoint: samples per ray (default: 64)")
+    parser.add_argument(
+        "--ray-samples",
+        type=int,
+        default=32,
+        help="with --checkpoint: samples per ray within the occupied cells it crosses (default: 32)",
+    )
 
 
 @command(

@@ -264,6 +264,9 @@ class ModelConfig:
     """Width of the SDF network (default: 64 with the hash grid, 256 with Fourier features as in lab4d)."""
     field_depth: int | None = None
     """Hidden layers of the SDF network (default: 2 with the hash grid, 8 with Fourier features as in lab4d)."""
+    field_bound: float = 2.0
+    """Half-size of the canonical field's cube, relative to the object's radius (estimated from the masks);
+    a tighter cube gives the encoding's cells a finer grain on the object."""
     num_bones: int = 25
     """Gaussian bones of fg_motion: bob."""
     bone_scale: float = 0.15
@@ -310,7 +313,7 @@ class TrainConfig:
     flow_wt: float = 0.5
     """Weight of the optical-flow loss."""
     reg_eikonal_wt: float = 1e-3
-    """Weight of the eikonal regulariser (|grad sdf| = 1), ramped up x10 over training."""
+    """Weight of the eikonal regulariser (|grad sdf| = 1), ramped up x100 over training as in lab4d."""
     reg_deform_cyc_wt: float = 0.01
     """Weight of the forward/backward warp cycle consistency."""
     reg_delta_skin_wt: float = 5e-3

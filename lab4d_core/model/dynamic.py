@@ -128,7 +128,7 @@ class DynamicModel(nn.Module):
         radius = scene.object_radius
         self.register_buffer("video_of_frame", info.video_of_frame.clone())
         # Scene units are the dataset's; the field sees coordinates inside a cube of +-bound.
-        self.register_buffer("bound", torch.tensor(2.0 * radius))
+        self.register_buffer("bound", torch.tensor(cfg.field_bound * radius))
         # Per-frame boxes (object coordinates) that bound the rays; they start around the initial
         # sphere and follow the shape as training refits them (update_proxy).
         self.proxy_margin = PROXY_MARGIN * radius
@@ -142,7 +142,7 @@ class DynamicModel(nn.Module):
             encoding_options=_encoding_options(cfg),
             hidden=cfg.field_hidden,
             depth=cfg.field_depth,
-            bound=2.0 * radius,
+            bound=cfg.field_bound * radius,
             init_beta=cfg.init_beta * radius,
             init_radius=0.6 * radius,
             init_steps=200 if init_field else 0,
@@ -227,12 +227,13 @@ class DynamicModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def render_pixels(self, frame: int, xy: Tensor, num_samples: int, chunk: int = 8192) -> dict[str, Tensor]:
+    def render_pixels(
+        self, frame: int, xy: Tensor, num_samples: int = 32, num_importance: int = 0, chunk: int = 8192
+    ) -> dict[str, Tensor]:
         """Opacity (P,), rgb (P, 3) and depth (P,) of pixels ``xy`` (P, 2) of one frame, on the CPU.
 
-        Rays skip the empty space of the frame's occupancy grid, so the samples (``num_samples``
-        stratified plus half as many by importance) land near the surface; chunks of ``chunk``
-        rays bound the memory at any resolution.
+        Rays are cut to the occupied cells of the frame's occupancy grid, so even a few stratified
+        samples land near the surface; chunks of ``chunk`` rays bound the memory at any resolution.
         """
         device = self.bound.device
         frame_ids = torch.tensor([frame], device=device)
@@ -240,7 +241,7 @@ class DynamicModel(nn.Module):
         parts: dict[str, list[Tensor]] = {"opacity": [], "rgb": [], "depth": []}
         for start in range(0, len(xy), chunk):
             pixels = xy[None, start : start + chunk].to(device)
-            out = self.render_rays(frame_ids, pixels, num_samples, num_samples // 2, occupancy=occupancy)
+            out = self.render_rays(frame_ids, pixels, num_samples, num_importance, occupancy=occupancy)
             for key in parts:
                 parts[key].append(out[key][0].cpu())
         return {key: torch.cat(values) for key, values in parts.items()}
@@ -291,8 +292,7 @@ class DynamicModel(nn.Module):
         # Row-vector form of R^T (p - t): camera -> object coordinates.
         points_obj = (points_cam - translation[:, None]) @ rotation
         canonical = self.deform.warp_to_canonical(points_obj, frame, inst)
-        s = depths.shape[1]
-        field = self.field(canonical, inst[:, None].expand(-1, s), frame[:, None].expand(-1, s))
+        field = self.field(canonical, inst[:, None], frame[:, None])
         weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
         return {
@@ -349,7 +349,7 @@ class DynamicModel(nn.Module):
         eps = float(self.bound) / 256.0
         offsets = torch.eye(3, dtype=points.dtype, device=points.device) * eps
         stacked = torch.cat([points[..., None, :] + offsets, points[..., None, :] - offsets], dim=-2)
-        sdf = self.field.sdf(stacked, inst[..., None].expand(stacked.shape[:-1]))
+        sdf = self.field.sdf(stacked, inst[..., None])
         valid = (stacked.abs() <= self.field.scale.detach()).all(-1).all(-1)
         return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps), valid
 

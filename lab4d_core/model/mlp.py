@@ -80,14 +80,34 @@ class MLP(nn.Module):
             nn.init.zeros_(self.output.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """(..., in_dim) and, when ``cond_dim``, a (..., cond_dim) code -> (..., out_dim)."""
-        if self.cond_dim:
-            if cond is None:
-                raise ValueError(f"this MLP is conditioned on a {self.cond_dim}-d code; pass cond")
-            x = torch.cat([x, cond.expand(*x.shape[:-1], self.cond_dim)], dim=-1)
+        """(..., in_dim) and, when ``cond_dim``, a code (..., cond_dim) broadcastable to x -> (..., out_dim).
+
+        The layers that see the input compute ``W [x, cond] = W_x x + W_c cond``: the code's part
+        is projected once per code (e.g. once per ray, not per sample) and broadcast, the same
+        result as concatenating, without materialising the code at every point.
+        """
+        if self.cond_dim and cond is None:
+            raise ValueError(f"this MLP is conditioned on a {self.cond_dim}-d code; pass cond")
         h = x
         for i, layer in enumerate(self.layers):
-            if i in self.skips:
-                h = torch.cat([x, h], dim=-1)
-            h = self.activation(layer(h))
-        return self.output(h)
+            if i == 0:
+                h = self._with_input(layer, x, cond, None)
+            elif i in self.skips:
+                h = self._with_input(layer, x, cond, h)
+            else:
+                h = layer(h)
+            h = self.activation(h)
+        return self._with_input(self.output, x, cond, None) if not self.layers else self.output(h)
+
+    def _with_input(
+        self, layer: nn.Linear, x: torch.Tensor, cond: torch.Tensor | None, h: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``layer([x, cond, h])`` (h omitted when None) with the code's columns applied on its own."""
+        x_end = self.in_dim
+        cond_end = x_end + self.cond_dim
+        out = F.linear(x, layer.weight[:, :x_end], layer.bias)
+        if self.cond_dim:
+            out = out + F.linear(cond, layer.weight[:, x_end:cond_end])
+        if h is not None:
+            out = out + F.linear(h, layer.weight[:, cond_end:])
+        return out

@@ -161,17 +161,18 @@ class Trainer:
         pixels = batch["xy"].shape[1]
         chosen = (out["ray_index"] % pixels) < max(1, round(pixels * EIKONAL_RAY_FRACTION))
         samples = out["samples"][chosen]
-        frames = batch["frame"][out["ray_index"][chosen] // pixels, None].expand(samples.shape[:2]).reshape(-1)
+        ray_frames = batch["frame"][out["ray_index"][chosen] // pixels]
+        count = global_sum(torch.tensor(float(samples[..., 0].numel()), device=samples.device)).clamp(min=1.0)
+        # Means over this rank's samples, re-weighted to their share of all ranks' samples; a rank
+        # without any still computes every term (at weight 0), so all ranks reduce the same terms.
+        share = samples[..., 0].numel() / count
+        if not len(samples):
+            samples, ray_frames = samples.new_zeros(1, 1, 3), batch["frame"][:1]
+        ray_inst = model.instance(ray_frames)
         points = samples.reshape(-1, 3)
-        count = global_sum(torch.tensor(float(len(points)), device=points.device)).clamp(min=1.0)
-        # Means over this rank's points, re-weighted to their share of all ranks' points; a rank
-        # without points still computes every term (at weight 0), so all ranks reduce the same terms.
-        share = len(points) / count
-        if not len(points):
-            points, frames = points.new_zeros(1, 3), batch["frame"][:1]
-        inst = model.instance(frames)
+        inst = ray_inst[:, None].expand(samples.shape[:2]).reshape(-1)
         terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst)) * (share > 0)
-        for name, value in model.deform.regularizers(points, frames, inst).items():
+        for name, value in model.deform.regularizers(samples, ray_frames, ray_inst).items():
             terms[name] = value * share
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
             terms["reg_gauss_skin"] = self._gauss_skin(points, inst) * share
@@ -207,7 +208,7 @@ class Trainer:
             "rgb": train.rgb_wt,
             "flow": train.flow_wt,
             "depth": train.depth_wt,
-            "reg_eikonal": train.reg_eikonal_wt * log_linear(progress, 1.0, 10.0),
+            "reg_eikonal": train.reg_eikonal_wt * log_linear(progress, 1.0, 100.0),
             "reg_deform_cyc": train.reg_deform_cyc_wt,
             "reg_delta_skin": train.reg_delta_skin_wt,
             "reg_skin_entropy": train.reg_skin_entropy_wt,
@@ -281,7 +282,7 @@ class Trainer:
         xy = torch.as_tensor(centres, dtype=torch.float32)
         rows = []
         for v, video in enumerate(self.database.videos[:3]):
-            out = self.model.render_pixels(int(self.database.frame_offset[v]), xy, self.cfg.train.num_samples)
+            out = self.model.render_pixels(int(self.database.frame_offset[v]), xy)
             truth = np.asarray(video.array("rgb", prefix)[0, nearest[:, 1], nearest[:, 0]], dtype=np.float32)
             opacity = out["opacity"].numpy()[:, None].repeat(3, 1)
             rows.append(np.concatenate([x.reshape(res, res, 3) for x in (truth, out["rgb"].numpy(), opacity)], 1))

@@ -60,15 +60,15 @@ class Deformation(nn.Module, ABC):
         return self.warp_to_frame(x, frame, inst)
 
     def regularizers(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
-        """Scalar losses at (M, 3) canonical sample points seen at frames (M,); none by default."""
+        """Scalar losses at (N, S, 3) canonical samples of N rays seen at frames (N,); none by default."""
         return {}
 
     def cycle_loss(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> Tensor:
         """Mean distance after canonical -> frame -> canonical, plus frame -> canonical -> frame
-        started from the (detached) warped points, so both warps learn to invert each other."""
-        x_c = x_canonical[:, None]
-        x_f = self.warp_to_frame(x_c, frame, inst)
+        started from the (detached) warped points, so both warps learn to invert each other.
+        Points are (N, S, 3) at frames (N,), as for the warps."""
+        x_f = self.warp_to_frame(x_canonical, frame, inst)
         back_c = self.warp_to_canonical(x_f, frame, inst)
         x_f = x_f.detach()
         back_f = self.warp_to_frame(self.warp_to_canonical(x_f, frame, inst), frame, inst)
-        return (back_c - x_c).norm(dim=-1).mean() + (back_f - x_f).norm(dim=-1).mean()
+        return (back_c - x_canonical).norm(dim=-1).mean() + (back_f - x_f).norm(dim=-1).mean()

@@ -89,7 +89,7 @@ class BagOfBones(Deformation):
         self.motion_net = MLP(time_dim, num_bones * 6, hidden=width, depth=depth - 1, out_init="zero")
         self.inst_code = nn.Embedding(num_inst, inst_dim)
         nn.init.normal_(self.inst_code.weight, std=0.1)
-        self.delta_net = MLP(num_bones * 3 + inst_dim, num_bones, hidden=skin_width, depth=1)
+        self.delta_net = MLP(num_bones * 3, num_bones, hidden=skin_width, depth=1, cond_dim=inst_dim)
         # Tiny rather than zero: relu(0) passes no gradient, so an all-zero start would never learn.
         nn.init.normal_(self.delta_net.output.weight, std=1e-3)
         nn.init.zeros_(self.delta_net.output.bias)
@@ -110,15 +110,17 @@ class BagOfBones(Deformation):
         """(..., P, 3) points -> (..., P, B, 3) coordinates in each bone's frame, in units of its scale.
 
         Bones are (B, ...) at rest or (..., B, ...) posed; the squared norm is the Mahalanobis distance."""
-        rel = x[..., :, None, :] - centre[..., None, :, :]
-        local = torch.einsum("...pbj,...bjk->...pbk", rel, quaternion_to_matrix(orientation))
-        return local * torch.exp(-self.log_scale)
+        rotation = quaternion_to_matrix(orientation)  # (..., B, 3, 3); local = (x - c_b) @ R_b
+        # All bones in one matrix product: columns b*3 + k of W hold R_b[:, k].
+        weights = rotation.transpose(-3, -2).flatten(-2)
+        offset = (centre[..., None, :] @ rotation).flatten(-3)
+        local = (x @ weights - offset[..., None, :]) * torch.exp(-self.log_scale).flatten()
+        return local.unflatten(-1, (self.num_bones, 3))
 
     def _skinning(self, x: Tensor, orientation: Tensor, centre: Tensor, inst: Tensor | None) -> tuple[Tensor, Tensor]:
         """(N, S, 3) points -> skinning weights and raw corrections delta, both (N, S, B)."""
         local = self._bone_local(x, orientation, centre)
-        code = instance_code(self.inst_code, inst, x.shape[0])[:, None].expand(-1, x.shape[1], -1)
-        delta = self.delta_net(torch.cat([local.flatten(-2), code], -1))
+        delta = self.delta_net(local.flatten(-2), instance_code(self.inst_code, inst, x.shape[0])[:, None])
         logits = -((local * local).sum(-1) + DELTA_SKIN_SCALE * torch.relu(delta))
         return torch.softmax(logits, -1), delta
 
@@ -138,7 +140,7 @@ class BagOfBones(Deformation):
         return dual_quat_apply(qr, qd, x)
 
     def regularizers(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
-        weights, delta = self._skinning(x_canonical[:, None], self._rest_orientation(), self.centre, inst)
+        weights, delta = self._skinning(x_canonical, self._rest_orientation(), self.centre, inst)
         entropy = -(weights * torch.log(weights.clamp_min(1e-12))).sum(-1)
         return {
             "reg_deform_cyc": self.cycle_loss(x_canonical, frame, inst),

@@ -46,8 +46,7 @@ class DenseDeformation(Deformation):
 
     def _offset(self, net: nn.Module, x: Tensor, frame: Tensor, inst: Tensor | None) -> Tensor:
         cond = torch.cat([self.time_embedding(frame), instance_code(self.inst_code, inst, x.shape[0])], -1)
-        cond = cond[:, None].expand(-1, x.shape[1], -1)
-        return OFFSET_SCALE * net(self.encoding(x), cond)
+        return OFFSET_SCALE * net(self.encoding(x), cond[:, None])
 
     def warp_to_canonical(self, x: Tensor, frame: Tensor, inst: Tensor | None = None) -> Tensor:
         return x + self._offset(self.to_canonical_net, x, frame, inst)
