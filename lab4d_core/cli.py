@@ -270,6 +270,85 @@ def _train(args: argparse.Namespace) -> None:
         launch(request)
 
 
+def _checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="trained model (results/<name>/train/ckpt_final.pth)"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="its dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument("--inst_id", type=int, default=0, help="video to use (lab4d's --inst_id; default: 0)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device (default: auto)")
+
+
+def _render_arguments(parser: argparse.ArgumentParser) -> None:
+    _checkpoint_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output video (results/<name>/reference-<inst_id>.mp4)")
+    parser.add_argument(
+        "--viewpoint",
+        default="ref",
+        help="ref (input cameras), rot-<elevation>-<degrees> (turntable) or bev-<elevation>",
+    )
+    parser.add_argument(
+        "--freeze_id", type=int, help="hold the shape of this frame of the video while the camera moves"
+    )
+    parser.add_argument(
+        "--render_res", type=int, default=128, help="pixels per side of each panel (even; default: 128)"
+    )
+    parser.add_argument("--num_frames", type=int, help="frames to render, evenly over the video (default: all)")
+    parser.add_argument(
+        "--ray-samples", type=int, default=16, help="samples per ray within the occupied cells (default: 16)"
+    )
+
+
+@command(
+    "render", "video of one video's reconstruction: rgb | mask | depth | normal | canonical xyz", _render_arguments
+)
+def _render(args: argparse.Namespace) -> None:
+    from lab4d_core.model.loading import load_model
+    from lab4d_core.render.video import render_panels, video_frames, write_video
+    from lab4d_core.render.views import parse_viewpoint
+    from lab4d_core.train.distributed import select_device
+
+    viewpoint = parse_viewpoint(args.viewpoint)
+    if args.render_res < 2 or args.render_res % 2:
+        raise Lab4dError(f"--render_res {args.render_res}: H.264 needs an even size, e.g. 128")
+    model, _, database = load_model(args.checkpoint, args.data, select_device(args.device))
+    total = len(video_frames(database, args.inst_id, args.num_frames, args.freeze_id)[0])
+    images = render_panels(
+        model, database, args.inst_id, viewpoint, args.render_res, args.num_frames, args.freeze_id, args.ray_samples
+    )
+    count = write_video(args.out, images, total)
+    print(
+        f"wrote {args.out}: {count} frames of {args.render_res}x{args.render_res} x 5 panels, viewpoint {viewpoint.name}"
+    )
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    _checkpoint_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (results/<name>/export/<inst_id>)")
+    parser.add_argument("--grid", type=int, default=128, help="marching-cubes cells per axis (default: 128)")
+
+
+@command(
+    "export",
+    "meshes (rest and per frame), motion.json, bones and a skinned animated glb of one video",
+    _export_arguments,
+)
+def _export(args: argparse.Namespace) -> None:
+    from lab4d_core.export.export import export_video
+    from lab4d_core.model.loading import load_model
+    from lab4d_core.train.distributed import select_device
+
+    model, _, database = load_model(args.checkpoint, args.data, select_device(args.device))
+    summary = export_video(model, database, args.inst_id, args.out, args.grid)
+    print(
+        f"{summary.vertices} vertices, {summary.faces} faces in one piece "
+        f"({summary.components} pieces found, {100 * summary.kept_area_fraction:.1f}% of the area kept); "
+        f"{summary.frames} frames, {summary.bones} bones; glb skin vs meshes: "
+        f"{100 * summary.glb_mean_error:.2f}% of the diagonal"
+    )
+    print(f"wrote {args.out}")
+
+
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="repository root to write into (default: the current folder)"

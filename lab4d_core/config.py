@@ -269,6 +269,9 @@ class ModelConfig:
     a tighter cube gives the encoding's cells a finer grain on the object."""
     num_bones: int = 25
     """Gaussian bones of fg_motion: bob."""
+    occupancy_res: int = 16
+    """Cells per axis of the per-frame occupancy grids that confine training rays to the space near
+    the shape (refit with the proxy boxes); 0 samples the whole proxy box."""
     bone_scale: float = 0.15
     """Initial size (standard deviation) of the Gaussian bones, relative to the object's radius."""
     init_beta: float = 0.1

@@ -10,6 +10,7 @@ partner frame and projecting it with that frame's camera.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,6 +32,15 @@ from lab4d_core.model.render import (
     volsdf_weights,
 )
 from lab4d_core.model.time import FrameInfo
+
+
+class Camera(NamedTuple):
+    """Cameras of N frames: object -> camera rotations (N, 3, 3), translations (N, 3) and
+    (fx, fy, cx, cy) intrinsics (N, 4) in the pixel coordinates rays are cast from."""
+
+    rotation: Tensor
+    translation: Tensor
+    intrinsics: Tensor
 
 
 @dataclass
@@ -135,6 +145,8 @@ class DynamicModel(nn.Module):
         reach = torch.full((info.num_frames, 3), 0.6 * radius + self.proxy_margin)
         self.register_buffer("proxy_lo", -reach)
         self.register_buffer("proxy_hi", reach.clone())
+        grid = (info.num_frames, cfg.occupancy_res, cfg.occupancy_res, cfg.occupancy_res)
+        self.register_buffer("occupancy_grid", torch.ones(grid, dtype=torch.bool))
         self.field = NeuralSDF(
             num_inst=self.num_inst,
             num_frames=info.num_frames,
@@ -181,6 +193,7 @@ class DynamicModel(nn.Module):
         num_importance: int = 0,
         noise: dict[str, Tensor] | None = None,
         occupancy: dict[str, Tensor] | None = None,
+        camera: Camera | None = None,
     ) -> dict[str, Tensor]:
         """Render (N, K) pixels of N frames: rgb, opacity, depth and expected canonical point per pixel.
 
@@ -191,12 +204,14 @@ class DynamicModel(nn.Module):
         occupied cells it crosses, which lets rendering skip empty space at a fraction of the samples.
 
         ``noise`` holds uniform draws ``stratified`` (N, K, num_samples) and ``importance``
-        (N, K, num_importance) for training; None renders deterministically.
+        (N, K, num_importance) for training; None renders deterministically. ``camera`` replaces
+        the frames' own cameras (their root poses and intrinsics), e.g. for novel views.
         """
         noise = noise or {}
         n, k = xy.shape[:2]
-        rotation, translation = self.root(frame)
-        intrinsics = self.intrinsics(frame)
+        if camera is None:
+            camera = Camera(*self.root(frame), self.intrinsics(frame))
+        rotation, translation, intrinsics = camera.rotation, camera.translation, camera.intrinsics
         directions = pixel_directions(xy, intrinsics)
         near, far, hit = box_bounds(directions, rotation, translation, self.proxy_lo[frame], self.proxy_hi[frame])
         if occupancy is not None:
@@ -228,9 +243,16 @@ class DynamicModel(nn.Module):
 
     @torch.no_grad()
     def render_pixels(
-        self, frame: int, xy: Tensor, num_samples: int = 32, num_importance: int = 0, chunk: int = 8192
+        self,
+        frame: int,
+        xy: Tensor,
+        num_samples: int = 32,
+        num_importance: int = 0,
+        chunk: int = 4096,
+        camera: Camera | None = None,
     ) -> dict[str, Tensor]:
-        """Opacity (P,), rgb (P, 3) and depth (P,) of pixels ``xy`` (P, 2) of one frame, on the CPU.
+        """Opacity (P,), rgb (P, 3), depth (P,) and canonical point (P, 3) of pixels ``xy`` (P, 2)
+        of one frame, on the CPU; ``camera`` (batch of one) replaces the frame's own.
 
         Rays are cut to the occupied cells of the frame's occupancy grid, so even a few stratified
         samples land near the surface; chunks of ``chunk`` rays bound the memory at any resolution.
@@ -238,10 +260,10 @@ class DynamicModel(nn.Module):
         device = self.bound.device
         frame_ids = torch.tensor([frame], device=device)
         occupancy = self.frame_occupancy(frame_ids)
-        parts: dict[str, list[Tensor]] = {"opacity": [], "rgb": [], "depth": []}
+        parts: dict[str, list[Tensor]] = {"opacity": [], "rgb": [], "depth": [], "canonical": []}
         for start in range(0, len(xy), chunk):
             pixels = xy[None, start : start + chunk].to(device)
-            out = self.render_rays(frame_ids, pixels, num_samples, num_importance, occupancy=occupancy)
+            out = self.render_rays(frame_ids, pixels, num_samples, num_importance, occupancy=occupancy, camera=camera)
             for key in parts:
                 parts[key].append(out[key][0].cpu())
         return {key: torch.cat(values) for key, values in parts.items()}
@@ -304,13 +326,21 @@ class DynamicModel(nn.Module):
             "samples": canonical,
         }
 
+    def training_occupancy(self, frame: Tensor) -> dict[str, Tensor] | None:
+        """The stored occupancy grids of frames (N,) for :meth:`render_rays`, or None when disabled."""
+        if self.cfg.occupancy_res == 0:
+            return None
+        return {"lo": self.proxy_lo[frame], "hi": self.proxy_hi[frame], "grid": self.occupancy_grid[frame]}
+
     @torch.no_grad()
     def update_proxy(self, resolution: int = 32, chunk_frames: int = 16) -> None:
-        """Fit every frame's proxy box to the current shape (lab4d rebuilds its proxy mesh per round).
+        """Fit every frame's proxy box, then its occupancy grid, to the current shape (lab4d
+        rebuilds its proxy mesh per round).
 
         Canonical cells within one cell of the surface or inside it are carried to each frame by
         the deformation; the box around them, widened by ``proxy_margin`` so the shape can grow
-        into it, bounds that frame's rays. An instance with no such cell keeps its boxes.
+        into it, bounds that frame's rays. An instance with no such cell keeps its boxes. The
+        occupancy grids are dilated by a cell, so the shape can grow by a cell per refit.
         """
         bound = float(self.field.scale)
         cell = 2.0 * bound / resolution
@@ -331,6 +361,9 @@ class DynamicModel(nn.Module):
                 warped = self.deform.warp_to_frame(points.expand(len(part), -1, -1), part, inst_ids)
                 self.proxy_lo[part] = warped.amin(1) - self.proxy_margin - 0.5 * cell
                 self.proxy_hi[part] = warped.amax(1) + self.proxy_margin + 0.5 * cell
+        if self.cfg.occupancy_res > 0:
+            for part in torch.arange(len(self.proxy_lo), device=grid.device).split(chunk_frames):
+                self.occupancy_grid[part] = self.frame_occupancy(part, self.cfg.occupancy_res)["grid"]
 
     def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor) -> Tensor:
         """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3)."""

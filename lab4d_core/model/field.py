@@ -80,7 +80,16 @@ class NeuralSDF(nn.Module):
         # Zero codes: every frame starts with the same colour until photometric losses differ.
         self.appr_codes = nn.Embedding(num_frames, appr_dim)
         nn.init.zeros_(self.appr_codes.weight)
-        self.color = MLP(feat_dim, 3, hidden=color_hidden, depth=color_depth, activation="relu", cond_dim=appr_dim)
+        # The colour branch also reads the encoding directly: through the trunk alone, whose encoding
+        # weights start at zero (geometric init), texture detail took hundreds of steps to appear.
+        self.color = MLP(
+            feat_dim + self.encoding.out_dim,
+            3,
+            hidden=color_hidden,
+            depth=color_depth,
+            activation="relu",
+            cond_dim=appr_dim,
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(bound)))
         self.log_beta = nn.Parameter(torch.tensor(math.log(init_beta)))
         if init_steps > 0:
@@ -109,13 +118,14 @@ class NeuralSDF(nn.Module):
         return table.weight.mean(0) if index is None else table(index)
 
     def _geometry(self, x: torch.Tensor, inst: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """SDF (...,) and geometry feature (..., feat_dim) of points (..., 3)."""
+        """SDF (...,) and appearance feature (..., feat_dim + encoding dims) of points (..., 3)."""
         scale = self.scale
         unit = x / scale
-        out = self.trunk(self.encoding(unit), self._code(self.inst_codes, inst))
+        encoded = self.encoding(unit)
+        out = self.trunk(encoded, self._code(self.inst_codes, inst))
         inside = (unit.abs() <= 1.0).all(-1)
         sdf = torch.where(inside, out[..., 0] * scale, OUTSIDE_SDF)
-        return sdf, out[..., 1:]
+        return sdf, torch.cat([out[..., 1:], encoded], dim=-1)
 
     def sdf(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
         """SDF (...,) of canonical points (..., 3); ``inst`` (broadcastable to ...) picks the instance code."""

@@ -141,7 +141,14 @@ class Trainer:
         train, model = self.cfg.train, self.model
         model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
         noise = self._noise(batch["xy"].shape[1])
-        out = model.render_rays(batch["frame"], batch["xy"], train.num_samples, train.num_importance, noise)
+        out = model.render_rays(
+            batch["frame"],
+            batch["xy"],
+            train.num_samples,
+            train.num_importance,
+            noise,
+            occupancy=model.training_occupancy(batch["frame"]),
+        )
         valid = batch["vis2d"]
         mask = batch["mask"] & valid
         # Over a random background colour, a see-through surface is wrong whatever the colour behind

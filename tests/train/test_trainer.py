@@ -21,10 +21,13 @@ TINY_TRAIN = {"num_rounds": 2, "iters_per_round": 3, "imgs_per_gpu": 4, "pixels_
               "train_res": 64, "learning_rate": 5e-3, "explicit_lr": 5e-3, "preset": "cpu"}  # fmt: skip
 
 
+TINY_MODEL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
+
+
 def _config(root: Path, motion: str = "rigid", **train) -> dict:
     return {
         "source": {"path": str(root), "collection": "tiny-quad"},
-        "model": {"fg_motion": motion, "hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4},
+        "model": {"fg_motion": motion, **TINY_MODEL},
         "train": {**TINY_TRAIN, **train},
     }
 
@@ -35,7 +38,9 @@ def _trainer(root: Path, out: Path, motion: str = "rigid", rank: int = 0, world:
 
 
 @pytest.mark.parametrize("motion", ["rigid", "dense", "bob"])
-def test_ten_steps_on_one_batch_lower_its_loss(tiny_quad, tmp_path, motion):
+def test_ten_steps_on_one_batch_lower_its_loss(tiny_quad, tmp_path, motion, monkeypatch):
+    # lab4d's soft initial density: the cpu preset's sharper one needs more than ten steps on this toy.
+    monkeypatch.setitem(TINY_MODEL, "init_beta", 0.1)
     trainer = _trainer(tiny_quad, tmp_path, motion, num_rounds=1, iters_per_round=10, learning_rate=2e-3)
     batch = trainer.sampler.batch(0)
     trainer.sampler.batch = lambda step: batch  # overfit one batch: a check of the gradients, not of sampling

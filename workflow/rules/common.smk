@@ -66,6 +66,7 @@ def datasets_with_source(kind):
 
 wildcard_constraints:
     dataset=alternation(DATASETS),
+    inst=r"\d+",
 
 
 def dataset_config(wildcards):
@@ -101,8 +102,8 @@ def code_version():
 
 
 def final_outputs():
-    """Targets of the default run: a preview and a trained model of every dataset in config["datasets"]."""
+    """Targets of the default run: a preview, a trained model and the export of video 0 of every dataset in config["datasets"]."""
     return expand(
-        ["results/{dataset}/data-preview.png", "results/{dataset}/train/ckpt_final.pth"],
+        ["results/{dataset}/data-preview.png", "results/{dataset}/export/0/animated.glb"],
         dataset=config["datasets"],
     )

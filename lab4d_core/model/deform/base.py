@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import torch
 from torch import Tensor, nn
 
 from lab4d_core.model.time import FrameInfo
@@ -62,6 +63,23 @@ class Deformation(nn.Module, ABC):
     def regularizers(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
         """Scalar losses at (N, S, 3) canonical samples of N rays seen at frames (N,); none by default."""
         return {}
+
+    def skinning_weights(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
+        """(P, B) weights of canonical points (P, 3) on the rig's B bones (rows sum to 1), for export.
+
+        A deformation without bones has one, the object itself."""
+        return x.new_ones(x.shape[0], 1)
+
+    def bone_frames(self, frame: Tensor | None = None) -> Tensor:
+        """(N, B, 4, 4) bone -> object transforms at frames (N,), or (B, 4, 4) at rest (lab4d's
+        ``t_articulation``); posing a canonical point by bone b at frame t is
+        ``bone_frames(t)[b] @ inverse(bone_frames()[b])``."""
+        shape = (1, 4, 4) if frame is None else (frame.shape[0], 1, 4, 4)
+        return torch.eye(4, device=frame.device if frame is not None else None).expand(shape).clone()
+
+    def bone_scales(self) -> Tensor | None:
+        """(B, 3) extents of the bones along their axes, or None for a rig without shaped bones."""
+        return None
 
     def cycle_loss(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> Tensor:
         """Mean distance after canonical -> frame -> canonical, plus frame -> canonical -> frame

@@ -157,6 +157,25 @@ class BagOfBones(Deformation):
         out[..., 3, 3] = 1.0
         return out
 
+    def skinning_weights(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
+        inst = None if inst is None else inst.reshape(1)
+        return self._skinning(x[None], self._rest_orientation(), self.centre, inst)[0][0]
+
+    def bone_frames(self, frame: Tensor | None = None) -> Tensor:
+        if frame is None:
+            orientation, centre = self._rest_orientation(), self.centre
+        else:
+            orientation, centre = self._posed_bones(*self._motion(frame))
+        out = torch.zeros(centre.shape[:-1] + (4, 4), dtype=centre.dtype, device=centre.device)
+        out[..., :3, :3] = quaternion_to_matrix(orientation)
+        out[..., :3, 3] = centre
+        out[..., 3, 3] = 1.0
+        return out
+
+    def bone_scales(self) -> Tensor:
+        """(B, 3) standard deviations of the Gaussian bones along their axes."""
+        return self.log_scale.exp()
+
     def bone_centres(self, frame: Tensor) -> Tensor:
         """(N, B, 3) bone centres posed at the frames (frame space)."""
         return self._posed_bones(*self._motion(frame))[1]

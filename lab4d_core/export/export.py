@@ -1,0 +1,103 @@
+"""``lab4d export``: one video's reconstruction as files other tools read.
+
+Output folder (written to a temporary sibling, then moved into place):
+``mesh-rest.obj`` (canonical mesh with vertex colours), ``meshes/{k:05d}.obj`` (the mesh posed in
+camera coordinates at the video's k-th frame), ``motion.json`` (see :mod:`motion`), ``bones.obj``
+(the bones at rest as ellipsoids), ``animated.glb`` (see :mod:`gltf`) and ``summary.json``
+(mesh pieces, and how far the glb's linear skinning strays from the exported meshes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from tqdm import tqdm
+
+from lab4d_core.data.database import Database
+from lab4d_core.errors import Lab4dError
+from lab4d_core.export.gltf import pose_glb, write_glb
+from lab4d_core.export.mesh import extract_canonical_mesh
+from lab4d_core.export.motion import posed_vertices, video_motion
+from lab4d_core.model.dynamic import DynamicModel
+
+GLTF_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass
+class ExportSummary:
+    vertices: int
+    faces: int
+    components: int
+    kept_area_fraction: float
+    frames: int
+    bones: int
+    glb_mean_error: float
+    """Mean vertex distance between the glb posed by its skin and the exported mesh, over frames,
+    relative to the mesh's bounding-box diagonal."""
+
+
+@torch.no_grad()
+def export_video(model: DynamicModel, database: Database, video: int, out: Path, grid: int = 128) -> ExportSummary:
+    """Export video ``video`` (lab4d's ``inst_id``) of a trained model into folder ``out``."""
+    if not 0 <= video < len(database.videos):
+        raise Lab4dError(f"--inst_id {video}: the dataset has videos 0..{len(database.videos) - 1}")
+    seq = database.videos[video]
+    start = int(database.frame_offset[video])
+    frames = torch.arange(start, start + seq.num_frames, device=model.bound.device)
+    inst = int(model.instance(frames[:1])[0])
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "meshes").mkdir(parents=True)
+
+    mesh = extract_canonical_mesh(model, inst, grid)
+    rest = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=(mesh.colors * 255).astype(np.uint8), process=False)
+    rest.export(partial / "mesh-rest.obj")
+    posed = posed_vertices(model, mesh.vertices, frames, inst)
+    for k, vertices in enumerate(tqdm(posed, desc=f"export {seq.seqname}", unit="mesh", leave=False)):
+        trimesh.Trimesh(vertices, mesh.faces, process=False).export(partial / "meshes" / f"{k:05d}.obj")
+
+    motion = video_motion(model, frames, seq.kept_ids)
+    (partial / "motion.json").write_text(json.dumps(motion.to_json()))
+    _bones(model, motion.t_articulation_rest).export(partial / "bones.obj")
+    points = torch.as_tensor(mesh.vertices, device=model.bound.device)
+    weights = model.deform.skinning_weights(points, torch.tensor(inst, device=points.device)).cpu().numpy()
+    write_glb(partial / "animated.glb", mesh.vertices, mesh.faces, mesh.colors, weights, motion)
+
+    diagonal = float(np.linalg.norm(np.ptp(posed[0], axis=0)))
+    errors = [
+        np.linalg.norm(pose_glb(partial / "animated.glb", k) @ GLTF_TO_OPENCV - posed[k], axis=1).mean()
+        for k in range(len(posed))
+    ]
+    summary = ExportSummary(
+        vertices=len(mesh.vertices),
+        faces=len(mesh.faces),
+        components=mesh.components,
+        kept_area_fraction=mesh.kept_area_fraction,
+        frames=len(posed),
+        bones=motion.t_articulation_rest.shape[0],
+        glb_mean_error=float(np.mean(errors) / diagonal),
+    )
+    (partial / "summary.json").write_text(json.dumps(summary.__dict__, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    return summary
+
+
+def _bones(model: DynamicModel, rest: np.ndarray) -> trimesh.Trimesh:
+    """The rest bones as ellipsoids of one standard deviation (a small sphere per bone without a shape)."""
+    scales = model.deform.bone_scales()
+    scales = np.full((len(rest), 3), 0.05 * float(model.field.scale)) if scales is None else scales.cpu().numpy()
+    parts = []
+    for transform, scale in zip(rest, scales):
+        sphere = trimesh.creation.icosphere(subdivisions=2)
+        sphere.apply_scale(scale)
+        sphere.apply_transform(transform)
+        parts.append(sphere)
+    return trimesh.util.concatenate(parts)

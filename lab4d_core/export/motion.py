@@ -1,0 +1,67 @@
+"""Motion of one video: root pose and bone poses per frame, and the mesh carried through them.
+
+``motion.json`` keeps lab4d's keys: ``field2cam`` (T, 4, 4) object -> camera per frame and
+``t_articulation`` (T, B, 4, 4) bone -> object per frame, plus ``t_articulation_rest`` (B, 4, 4),
+the bones at rest, so a canonical point moves with bone b as
+``t_articulation[t, b] @ inv(t_articulation_rest[b])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lab4d_core.model.dynamic import DynamicModel
+
+
+@dataclass
+class Motion:
+    frame_ids: np.ndarray
+    """(T,) raw frame ids in the video (names of its frames)."""
+    field2cam: np.ndarray
+    """(T, 4, 4) object -> camera transforms."""
+    t_articulation: np.ndarray
+    """(T, B, 4, 4) bone -> object transforms."""
+    t_articulation_rest: np.ndarray
+    """(B, 4, 4) bone -> canonical transforms at rest."""
+    fps: float = 30.0
+
+    def to_json(self) -> dict:
+        return {
+            "frame_ids": self.frame_ids.tolist(),
+            "fps": self.fps,
+            "field2cam": _rounded(self.field2cam),
+            "t_articulation": _rounded(self.t_articulation),
+            "t_articulation_rest": _rounded(self.t_articulation_rest),
+        }
+
+
+def _rounded(array: np.ndarray) -> list:
+    return np.round(array.astype(np.float64), 7).tolist()
+
+
+@torch.no_grad()
+def video_motion(model: DynamicModel, frames: torch.Tensor, frame_ids: np.ndarray) -> Motion:
+    """Motion at model frames ``frames`` (T,) of one video whose raw ids are ``frame_ids``."""
+    return Motion(
+        frame_ids=np.asarray(frame_ids),
+        field2cam=model.root.matrices(frames).cpu().numpy(),
+        t_articulation=model.deform.bone_frames(frames).cpu().numpy(),
+        t_articulation_rest=model.deform.bone_frames().cpu().numpy(),
+    )
+
+
+@torch.no_grad()
+def posed_vertices(model: DynamicModel, vertices: np.ndarray, frames: torch.Tensor, inst: int) -> np.ndarray:
+    """(T, V, 3) camera-space positions of canonical vertices (V, 3) at each of ``frames`` (T,)."""
+    device = model.bound.device
+    points = torch.as_tensor(vertices, dtype=torch.float32, device=device)
+    out = []
+    for frame in frames.to(device):
+        frame = frame.reshape(1)
+        warped = model.deform.warp_to_frame(points[None], frame, torch.full_like(frame, inst))[0]
+        rotation, translation = model.root(frame)
+        out.append((warped @ rotation[0].T + translation[0]).cpu().numpy())
+    return np.stack(out).astype(np.float32)

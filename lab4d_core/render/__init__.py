@@ -1,0 +1,1 @@
+"""Videos of a trained model: from the input cameras and from novel viewpoints."""

@@ -1,0 +1,95 @@
+"""Viewpoints in lab4d's notation and the cameras they give.
+
+``ref`` renders each frame from its input camera. ``rot-<elevation>-<degrees>`` is a turntable:
+the object, kept in the orientation of its first rendered frame, turns ``degrees`` about the
+camera's vertical axis over the video, seen from ``elevation`` degrees above, at 2.5x its size
+(lab4d's distance). ``bev-<elevation>`` is the same camera without the turn (``bev-90`` looks
+straight down).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lab4d_core.errors import Lab4dError
+from lab4d_core.model.dynamic import Camera, DynamicModel
+from lab4d_core.model.render import pixel_grid
+
+DISTANCE = 2.5
+"""Camera distance of novel views, in object sizes (half-diagonals of its proxy box), as lab4d."""
+FILL = 0.7
+"""Share of the image half-width that the object's size spans in novel views."""
+_VIEWPOINT = re.compile(r"^(ref|rot-(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)|bev-(-?\d+(?:\.\d+)?))$")
+
+
+@dataclass(frozen=True)
+class Viewpoint:
+    kind: str
+    """``ref``, ``rot`` or ``bev``."""
+    elevation: float = 0.0
+    """Degrees above the object (novel views)."""
+    degrees: float = 0.0
+    """Turn of the object over the whole video (``rot``)."""
+
+    @property
+    def name(self) -> str:
+        if self.kind == "ref":
+            return "ref"
+        if self.kind == "bev":
+            return f"bev-{self.elevation:g}"
+        return f"rot-{self.elevation:g}-{self.degrees:g}"
+
+
+def parse_viewpoint(text: str) -> Viewpoint:
+    match = _VIEWPOINT.match(text)
+    if match is None:
+        raise Lab4dError(
+            f"--viewpoint {text!r}: expected ref, rot-<elevation>-<degrees> (e.g. rot-30-360) or bev-<elevation>"
+        )
+    if match.group(1) == "ref":
+        return Viewpoint("ref")
+    if match.group(4) is not None:
+        return Viewpoint("bev", elevation=float(match.group(4)))
+    return Viewpoint("rot", elevation=float(match.group(2)), degrees=float(match.group(3)))
+
+
+def _rotation(axis: int, degrees: float) -> Tensor:
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    out = torch.eye(3)
+    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
+    return out
+
+
+@torch.no_grad()
+def view_cameras(
+    model: DynamicModel, frames: Tensor, viewpoint: Viewpoint, res: int, array_res: int
+) -> tuple[Camera, Tensor]:
+    """Cameras (T frames) and the (res*res, 2) pixel coordinates to cast rays from."""
+    if viewpoint.kind == "ref":
+        xy = torch.as_tensor(pixel_grid(res, array_res), dtype=torch.float32)
+        return Camera(*model.root(frames), model.intrinsics(frames)), xy
+    rotation, _ = model.root(frames[:1])
+    lo, hi = model.proxy_lo[frames], model.proxy_hi[frames]
+    centre = 0.5 * (lo + hi)
+    size = float((0.5 * (model.proxy_hi[frames[0]] - model.proxy_lo[frames[0]])).norm())
+    distance = DISTANCE * size
+    turns = (
+        np.linspace(0.0, viewpoint.degrees, len(frames), endpoint=False)
+        if viewpoint.kind == "rot"
+        else np.zeros(len(frames))
+    )
+    # Camera y points down (OpenCV), so looking from above tips the object's top towards the camera.
+    elevate = _rotation(0, -viewpoint.elevation)
+    rotations = torch.stack([elevate @ _rotation(1, float(turn)) @ rotation[0].cpu() for turn in turns]).to(centre)
+    translations = torch.tensor([0.0, 0.0, distance], device=centre.device) - (rotations @ centre[..., None])[..., 0]
+    focal = FILL * res * distance / size
+    intrinsics = torch.tensor([focal, focal, res / 2 - 0.5, res / 2 - 0.5], device=centre.device).expand(len(frames), 4)
+    xy = torch.as_tensor(pixel_grid(res, res), dtype=torch.float32)
+    return Camera(rotations, translations, intrinsics), xy

@@ -1,0 +1,66 @@
+"""``lab4d export`` of an untrained model: its shape is the initial sphere, its bones at rest."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from lab4d_core.config import ModelConfig
+from lab4d_core.data.manifest import read_manifest
+from lab4d_core.eval.evaluate import load_obj_sequence
+from lab4d_core.export.export import export_video
+from lab4d_core.export.mesh import extract_canonical_mesh
+from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+
+SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_quad):
+    database = read_manifest(tiny_quad / "manifest.json").database()
+    torch.manual_seed(0)
+    model = DynamicModel(ModelConfig(fg_motion="bob", **SMALL), SceneInfo.from_database(database, "crop")).eval()
+    return model, database
+
+
+def test_marching_cubes_recovers_the_initial_sphere(setup):
+    model, _ = setup
+    mesh = extract_canonical_mesh(model, inst=0, grid=48)
+    radius = np.linalg.norm(mesh.vertices, axis=1)
+    expected = 0.6 * float(model.bound) / model.cfg.field_bound  # DynamicModel starts a sphere of 0.6 r
+    assert abs(radius.mean() - expected) < 0.05 * expected and radius.std() < 0.05 * expected
+    assert mesh.components == 1 and mesh.kept_area_fraction == 1.0
+    assert mesh.colors.shape == mesh.vertices.shape and 0 <= mesh.colors.min() and mesh.colors.max() <= 1
+
+
+def test_export_writes_every_output_and_the_glb_matches_the_meshes(setup, tmp_path):
+    model, database = setup
+    out = tmp_path / "export" / "1"
+    summary = export_video(model, database, 1, out, grid=32)
+    meshes = load_obj_sequence(out / "meshes")
+    assert len(meshes) == database.videos[1].num_frames == summary.frames
+    motion = json.loads((out / "motion.json").read_text())
+    assert np.asarray(motion["field2cam"]).shape == (summary.frames, 4, 4)
+    assert np.asarray(motion["t_articulation"]).shape == (summary.frames, 4, 4, 4)
+    # Posed meshes are the rest mesh carried by the warp and root pose into camera coordinates.
+    start = int(database.frame_offset[1])
+    field2cam = np.asarray(motion["field2cam"][0])
+    rest = trimesh.load(out / "mesh-rest.obj", process=False)
+    warped = model.deform.warp_to_frame(
+        torch.as_tensor(rest.vertices, dtype=torch.float32)[None], torch.tensor([start])
+    )
+    expected = warped[0].detach().numpy() @ field2cam[:3, :3].T + field2cam[:3, 3]
+    np.testing.assert_allclose(meshes[0][0], expected, atol=1e-4)
+    assert trimesh.load(out / "bones.obj", process=False).vertices.shape[0] > 0
+    assert summary.glb_mean_error < 0.01
+    assert not (tmp_path / "export" / "1.partial").exists()
+
+
+def test_an_unknown_video_is_a_clear_error(setup, tmp_path):
+    model, database = setup
+    from lab4d_core.errors import Lab4dError
+
+    with pytest.raises(Lab4dError, match="videos 0..1"):
+        export_video(model, database, 5, tmp_path / "x")

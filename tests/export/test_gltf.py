@@ -1,0 +1,76 @@
+"""The glb writer: the skin a viewer poses equals linear blend skinning of the bones and root."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from lab4d_core.export.gltf import OPENCV_TO_GLTF, pose_glb, read_glb, top_weights, write_glb
+from lab4d_core.export.motion import Motion
+
+
+def _rigid(rng, count, shift=1.0):
+    out = np.tile(np.eye(4), (count, 1, 1))
+    out[:, :3, :3] = Rotation.random(count, random_state=rng).as_matrix()
+    out[:, :3, 3] = rng.normal(0, shift, (count, 3))
+    return out
+
+
+def test_top_weights_keep_the_four_largest_and_renormalise():
+    weights = np.array([[0.05, 0.4, 0.1, 0.3, 0.15], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    joints, kept = top_weights(weights)
+    assert set(joints[0]) == {1, 3, 4, 2}
+    np.testing.assert_allclose(kept.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.sort(kept[0]), np.sort([0.1, 0.4, 0.3, 0.15]) / 0.95, atol=1e-6)
+    one_bone, one_weight = top_weights(np.ones((3, 1)))
+    assert one_bone.shape == (3, 4) and np.allclose(one_weight, [[1, 0, 0, 0]] * 3)
+
+
+@pytest.fixture
+def glb(tmp_path):
+    rng = np.random.default_rng(0)
+    vertices = rng.normal(0, 0.5, (50, 3)).astype(np.float32)
+    faces = rng.integers(0, 50, (30, 3))
+    weights = rng.dirichlet(np.ones(3), 50)  # 3 bones: top 4 keeps all, so LBS is exact
+    frames, bones = 4, 3
+    motion = Motion(
+        frame_ids=np.arange(frames),
+        field2cam=_rigid(rng, frames, 2.0),
+        t_articulation=_rigid(rng, frames * bones).reshape(frames, bones, 4, 4),
+        t_articulation_rest=_rigid(rng, bones),
+    )
+    path = tmp_path / "animated.glb"
+    write_glb(path, vertices, faces, rng.uniform(0, 1, (50, 3)), weights, motion)
+    return path, vertices, weights, motion
+
+
+def test_posing_the_skin_is_linear_blend_skinning_in_camera_space(glb):
+    path, vertices, weights, motion = glb
+    homogeneous = np.concatenate([vertices, np.ones((len(vertices), 1))], 1).astype(np.float64)
+    for k in range(len(motion.frame_ids)):
+        per_bone = motion.t_articulation[k] @ np.linalg.inv(motion.t_articulation_rest)  # (B, 4, 4)
+        blended = np.einsum("vb,bij->vij", weights, per_bone)
+        expected = np.einsum("ij,vjk,vk->vi", OPENCV_TO_GLTF @ motion.field2cam[k], blended, homogeneous)[:, :3]
+        np.testing.assert_allclose(pose_glb(path, k), expected, atol=1e-4)
+
+
+def test_the_file_is_well_formed_glb(glb):
+    path, vertices, _, motion = glb
+    doc, blob = read_glb(path)
+    assert doc["asset"]["version"] == "2.0"
+    assert len(blob) == doc["buffers"][0]["byteLength"] and len(blob) % 4 == 0
+    position = doc["accessors"][doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
+    np.testing.assert_allclose(position["min"], vertices.min(0), atol=1e-6)
+    assert len(doc["skins"][0]["joints"]) == 3
+    # One translation and one rotation channel for the object and for every bone.
+    assert len(doc["animations"][0]["channels"]) == 2 * (1 + 3)
+    for view in doc["bufferViews"]:
+        assert view["byteOffset"] % 4 == 0 and view["byteOffset"] + view["byteLength"] <= len(blob)
+    json.dumps(doc)
+
+
+def test_weights_must_match_the_bones(tmp_path, glb):
+    _, vertices, _, motion = glb
+    with pytest.raises(ValueError, match="do not match"):
+        write_glb(tmp_path / "x.glb", vertices, np.zeros((1, 3), int), vertices, np.ones((50, 2)) / 2, motion)

@@ -1,0 +1,76 @@
+"""Viewpoints, their cameras, and a rendered video of an untrained model (the initial sphere)."""
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from lab4d_core.config import ModelConfig
+from lab4d_core.data.manifest import read_manifest
+from lab4d_core.errors import Lab4dError
+from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.render import project
+from lab4d_core.render.video import render_panels, video_frames, write_video
+from lab4d_core.render.views import DISTANCE, Viewpoint, parse_viewpoint, view_cameras
+
+SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_quad):
+    database = read_manifest(tiny_quad / "manifest.json").database()
+    torch.manual_seed(0)
+    model = DynamicModel(ModelConfig(fg_motion="bob", **SMALL), SceneInfo.from_database(database, "crop")).eval()
+    model.update_proxy()
+    return model, database
+
+
+def test_viewpoints_in_lab4d_notation():
+    assert parse_viewpoint("ref") == Viewpoint("ref")
+    assert parse_viewpoint("rot-30-360") == Viewpoint("rot", 30.0, 360.0)
+    assert parse_viewpoint("bev-90") == Viewpoint("bev", 90.0)
+    with pytest.raises(Lab4dError, match="rot-<elevation>-<degrees>"):
+        parse_viewpoint("side")
+
+
+def test_turntable_circles_the_object_at_its_distance(setup):
+    model, database = setup
+    frames = torch.zeros(8, dtype=torch.long)
+    cameras, _ = view_cameras(model, frames, Viewpoint("rot", 0.0, 360.0), 32, database.resolution)
+    centre = 0.5 * (model.proxy_lo[0] + model.proxy_hi[0])
+    size = float((0.5 * (model.proxy_hi[0] - model.proxy_lo[0])).norm())
+    in_camera = (cameras.rotation @ centre) + cameras.translation
+    torch.testing.assert_close(in_camera, torch.tensor([0.0, 0.0, DISTANCE * size]).expand(8, 3), atol=1e-5, rtol=0)
+    pixel = project(in_camera[:, None], cameras.intrinsics)[:, 0]
+    torch.testing.assert_close(pixel, torch.full((8, 2), 15.5), atol=1e-4, rtol=0)
+    # Half-way round, the object shows its other side: rotation by 180 degrees about the vertical axis.
+    relative = cameras.rotation[4] @ cameras.rotation[0].T
+    torch.testing.assert_close(relative, torch.diag(torch.tensor([-1.0, 1.0, -1.0])), atol=1e-5, rtol=0)
+
+
+def test_frozen_shape_and_frame_sampling(setup):
+    _, database = setup
+    shapes, cameras = video_frames(database, 1, 4, freeze_id=2)
+    start = int(database.frame_offset[1])
+    assert torch.all(shapes == start + 2)
+    assert cameras.tolist() == (start + np.linspace(0, database.videos[1].num_frames - 1, 4).round()).tolist()
+    with pytest.raises(Lab4dError, match="--freeze_id 99"):
+        video_frames(database, 1, None, freeze_id=99)
+
+
+def test_reference_video_shows_the_sphere(setup, tmp_path):
+    model, database = setup
+    res = 32
+    images = list(render_panels(model, database, 0, Viewpoint("ref"), res, num_frames=2))
+    assert len(images) == 2 and images[0].shape == (res, 5 * res, 3)
+    mask = images[0][:, res : 2 * res, 0] > 127
+    assert 0.1 < mask.mean() < 0.9  # the initial sphere covers part of the crop
+    # Depth, normal and xyz panels are drawn exactly where the mask is.
+    for panel in (2, 3, 4):
+        drawn = images[0][:, panel * res : (panel + 1) * res].max(-1) > 0
+        assert (drawn == mask).mean() > 0.95
+    path = tmp_path / "ref.mp4"
+    assert write_video(path, iter(images), 2) == 2
+    frames = [frame for frame in imageio.get_reader(path)]
+    assert len(frames) == 2 and frames[0].shape == (res, 5 * res, 3)
+    assert not (tmp_path / "ref.partial.mp4").exists()
