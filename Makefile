@@ -18,12 +18,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-test: setup
+# The Khronos glTF validator, for the test that checks exported .glb files (skipped without node).
+GLTF_VALIDATOR := $(VENV)/node/node_modules/gltf-validator
+$(GLTF_VALIDATOR):
+	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node gltf-validator@2.0.0-dev.3.10
+
+test: setup $(GLTF_VALIDATOR)
 	$(BIN)/python -m pytest -q
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
-	@echo "Results are in $(CURDIR)/results/ (data in $(CURDIR)/data/)."
+	@echo "Results are in $(CURDIR)/results/demo-quad/: reference-0.mp4, turntable.mp4, export/0/ (meshes, motion.json, animated.glb), eval/metrics.json (data in $(CURDIR)/data/)."
 
 # The README's picture, made by the project's own commands.
 readme-figure: setup

@@ -1,6 +1,10 @@
 """``lab4d export`` of an untrained model: its shape is the initial sphere, its bones at rest."""
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +68,21 @@ def test_an_unknown_video_is_a_clear_error(setup, tmp_path):
 
     with pytest.raises(Lab4dError, match="videos 0..1"):
         export_video(model, database, 5, tmp_path / "x")
+
+
+def test_the_glb_passes_the_khronos_validator(setup, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    modules = root / ".venv" / "node" / "node_modules"
+    if shutil.which("node") is None or not (modules / "gltf-validator").is_dir():
+        pytest.skip("the glTF validator is not installed: `make test` installs it with npm into .venv/node")
+    model, database = setup
+    export_video(model, database, 0, tmp_path / "0", grid=32)
+    result = subprocess.run(
+        ["node", str(Path(__file__).with_name("validate_glb.js")), str(tmp_path / "0" / "animated.glb")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": str(modules)},
+    )
+    assert result.returncode == 0, result.stderr
+    issues = json.loads(result.stdout)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]

@@ -45,7 +45,7 @@ def overlay(tmp_path: Path, datasets: list[str], dataset_configs: Path, **extra)
     )
 
 
-def test_default_dry_run_schedules_synthesis_preview_training_and_export(tmp_path):
+def test_default_dry_run_schedules_every_stage(tmp_path):
     # The repository's own config, run in an empty directory so existing data/ can't hide jobs.
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config = overlay(tmp_path, default["datasets"], ROOT / default["dataset_configs"])
@@ -57,6 +57,8 @@ def test_default_dry_run_schedules_synthesis_preview_training_and_export(tmp_pat
     assert "output: results/demo-quad/data-preview.png" in result.stdout
     assert "output: results/demo-quad/train/ckpt_final.pth" in result.stdout
     assert "output: results/demo-quad/export/0/animated.glb, results/demo-quad/export/0/motion.json" in result.stdout
+    for video in ("reference-0.mp4", "turntable.mp4", "eval/metrics.json"):
+        assert f"output: results/demo-quad/{video}" in result.stdout
 
 
 def test_lint_is_clean():

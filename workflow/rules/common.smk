@@ -102,8 +102,16 @@ def code_version():
 
 
 def final_outputs():
-    """Targets of the default run: a preview, a trained model and the export of video 0 of every dataset in config["datasets"]."""
-    return expand(
-        ["results/{dataset}/data-preview.png", "results/{dataset}/export/0/animated.glb"],
-        dataset=config["datasets"],
-    )
+    """Targets of the default run, per dataset in config["datasets"]: a data preview, reference
+    and turntable videos, the export of video 0 and, with ground truth, the metrics."""
+    targets = []
+    for dataset in config["datasets"]:
+        targets += [
+            f"results/{dataset}/data-preview.png",
+            f"results/{dataset}/reference-0.mp4",
+            f"results/{dataset}/turntable.mp4",
+            f"results/{dataset}/export/0/animated.glb",
+        ]
+        if dataset in datasets_with_source("synthetic"):
+            targets.append(f"results/{dataset}/eval/metrics.json")
+    return targets

@@ -1,0 +1,29 @@
+# Evaluate stage, for datasets with ground truth (synthetic ones): mask IoU and masked PSNR of
+# every training view, and the exported meshes of video 0 against the true ones (Sim(3), surface samples).
+
+
+rule evaluate:
+    input:
+        checkpoint="results/{dataset}/train/ckpt_final.pth",
+        manifest="data/{dataset}/manifest.json",
+        export="results/{dataset}/export/0/motion.json",
+    output:
+        "results/{dataset}/eval/metrics.json",
+    params:
+        code=code_version(),
+        meshes=lambda wildcards, input: Path(input.export).parent / "meshes",
+        gt="data/{dataset}/GroundTruth/{dataset}-0000",
+    log:
+        "logs/evaluate/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("synthetic")),
+    threads: 2
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} "
+        "--pred-meshes {params.meshes} --gt {params.gt} --points surface --out {output} > {log} 2>&1"
