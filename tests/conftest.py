@@ -38,3 +38,20 @@ def tiny_quad(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "tiny-quad"
     synthesize(TINY_QUAD, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def untrained_bob(tiny_quad):
+    """(model, database): a small bob model of tiny_quad as initialised (the sphere), proxies fitted."""
+    import torch
+
+    from lab4d_core.config import ModelConfig
+    from lab4d_core.data.manifest import read_manifest
+    from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+
+    database = read_manifest(tiny_quad / "manifest.json").database()
+    torch.manual_seed(0)
+    small = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
+    model = DynamicModel(ModelConfig(fg_motion="bob", **small), SceneInfo.from_database(database, "crop")).eval()
+    model.update_proxy()
+    return model, database

@@ -11,22 +11,14 @@ import pytest
 import torch
 import trimesh
 
-from lab4d_core.config import ModelConfig
-from lab4d_core.data.manifest import read_manifest
 from lab4d_core.eval.evaluate import load_obj_sequence
 from lab4d_core.export.export import export_video
 from lab4d_core.export.mesh import extract_canonical_mesh
-from lab4d_core.model.dynamic import DynamicModel, SceneInfo
-
-SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
 
 
-@pytest.fixture(scope="module")
-def setup(tiny_quad):
-    database = read_manifest(tiny_quad / "manifest.json").database()
-    torch.manual_seed(0)
-    model = DynamicModel(ModelConfig(fg_motion="bob", **SMALL), SceneInfo.from_database(database, "crop")).eval()
-    return model, database
+@pytest.fixture
+def setup(untrained_bob):
+    return untrained_bob
 
 
 def test_marching_cubes_recovers_the_initial_sphere(setup):

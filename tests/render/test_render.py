@@ -5,24 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from lab4d_core.config import ModelConfig
-from lab4d_core.data.manifest import read_manifest
 from lab4d_core.errors import Lab4dError
-from lab4d_core.model.dynamic import DynamicModel, SceneInfo
 from lab4d_core.model.render import project
 from lab4d_core.render.video import render_panels, video_frames, write_video
 from lab4d_core.render.views import DISTANCE, Viewpoint, parse_viewpoint, view_cameras
 
-SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
 
-
-@pytest.fixture(scope="module")
-def setup(tiny_quad):
-    database = read_manifest(tiny_quad / "manifest.json").database()
-    torch.manual_seed(0)
-    model = DynamicModel(ModelConfig(fg_motion="bob", **SMALL), SceneInfo.from_database(database, "crop")).eval()
-    model.update_proxy()
-    return model, database
+@pytest.fixture
+def setup(untrained_bob):
+    return untrained_bob
 
 
 def test_viewpoints_in_lab4d_notation():
