@@ -312,11 +312,9 @@ def _render(args: argparse.Namespace) -> None:
     if args.render_res < 2 or args.render_res % 2:
         raise Lab4dError(f"--render_res {args.render_res}: H.264 needs an even size, e.g. 128")
     model, _, database = load_model(args.checkpoint, args.data, select_device(args.device))
-    total = len(video_frames(database, args.inst_id, args.num_frames, args.freeze_id)[0])
-    images = render_panels(
-        model, database, args.inst_id, viewpoint, args.render_res, args.num_frames, args.freeze_id, args.ray_samples
-    )
-    count = write_video(args.out, images, total)
+    frames = video_frames(database, args.inst_id, args.num_frames, args.freeze_id)
+    images = render_panels(model, database, frames, viewpoint, args.render_res, args.ray_samples)
+    count = write_video(args.out, images, len(frames[0]))
     print(
         f"wrote {args.out}: {count} frames of {args.render_res}x{args.render_res} x 5 panels, viewpoint {viewpoint.name}"
     )

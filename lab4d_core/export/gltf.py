@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -212,34 +213,41 @@ def _matrix(translation, rotation) -> np.ndarray:
     return out
 
 
-def pose_glb(path: Path, key: int) -> np.ndarray:
-    """(V, 3) skinned vertex positions at animation key ``key``, in the file's scene coordinates,
-    computed from the file alone as a glTF viewer does (linear blend skinning)."""
+def _world(node: int, parent: dict[int, int], local: list[np.ndarray]) -> np.ndarray:
+    """A node's transform in the scene: its ancestors' local transforms composed with its own."""
+    return _world(parent[node], parent, local) @ local[node] if node in parent else local[node]
+
+
+def pose_glb(path: Path, keys: Sequence[int]) -> np.ndarray:
+    """(K, V, 3) skinned vertex positions at animation keys ``keys``, in the file's scene
+    coordinates, computed from the file alone as a glTF viewer does (linear blend skinning)."""
     doc, blob = read_glb(path)
-    nodes = doc["nodes"]
-    local = {i: _matrix(n.get("translation", [0, 0, 0]), n.get("rotation", [0, 0, 0, 1])) for i, n in enumerate(nodes)}
-    for channel in doc["animations"][0]["channels"]:
-        sampler = doc["animations"][0]["samplers"][channel["sampler"]]
-        value = _accessor(doc, blob, sampler["output"])[key]
-        node = channel["target"]["node"]
-        t, r = _trs(local[node][None])
-        t, r = t[0], r[0]
-        if channel["target"]["path"] == "translation":
-            t = value
-        else:
-            r = value
-        local[node] = _matrix(t, r)
+    nodes, animation = doc["nodes"], doc["animations"][0]
     parent = {child: i for i, n in enumerate(nodes) for child in n.get("children", [])}
-
-    def world(i: int) -> np.ndarray:
-        return world(parent[i]) @ local[i] if i in parent else local[i]
-
+    tracks = [
+        (
+            channel["target"]["node"],
+            channel["target"]["path"],
+            _accessor(doc, blob, animation["samplers"][channel["sampler"]]["output"]),
+        )
+        for channel in animation["channels"]
+    ]
     skin = doc["skins"][0]
     inverse_bind = _accessor(doc, blob, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
-    joint_matrices = np.stack([world(j) @ inverse_bind[k] for k, j in enumerate(skin["joints"])])
     primitive = doc["meshes"][0]["primitives"][0]
     positions = _accessor(doc, blob, primitive["attributes"]["POSITION"]).astype(np.float64)
     joints = _accessor(doc, blob, primitive["attributes"]["JOINTS_0"]).astype(np.int64)
     weights = _accessor(doc, blob, primitive["attributes"]["WEIGHTS_0"]).astype(np.float64)
-    blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])
-    return np.einsum("vij,vj->vi", blended[:, :3, :3], positions) + blended[:, :3, 3]
+    posed = []
+    for key in keys:
+        trs = [
+            {"translation": n.get("translation", [0, 0, 0]), "rotation": n.get("rotation", [0, 0, 0, 1])} for n in nodes
+        ]
+        for node, path_name, values in tracks:
+            trs[node][path_name] = values[key]
+        local = [_matrix(t["translation"], t["rotation"]) for t in trs]
+        world = [_world(j, parent, local) for j in skin["joints"]]
+        joint_matrices = np.stack([world[k] @ inverse_bind[k] for k in range(len(world))])
+        blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])
+        posed.append(np.einsum("vij,vj->vi", blended[:, :3, :3], positions) + blended[:, :3, 3])
+    return np.stack(posed)

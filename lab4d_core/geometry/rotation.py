@@ -43,6 +43,15 @@ def so3_exp(axis_angle: Tensor) -> Tensor:
     return eye + a * k + b * (k @ k)
 
 
+def rigid_matrix(rotation: Tensor, translation: Tensor) -> Tensor:
+    """(..., 3, 3) rotations and (..., 3) translations -> (..., 4, 4) homogeneous transforms."""
+    out = torch.zeros(rotation.shape[:-2] + (4, 4), dtype=rotation.dtype, device=rotation.device)
+    out[..., :3, :3] = rotation
+    out[..., :3, 3] = translation
+    out[..., 3, 3] = 1.0
+    return out
+
+
 def so3_log(rotation: Tensor) -> Tensor:
     """Inverse of :func:`so3_exp` with angles in [0, pi]: (..., 3, 3) -> (..., 3)."""
     return quaternion_to_axis_angle(matrix_to_quaternion(rotation))

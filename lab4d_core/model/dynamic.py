@@ -326,6 +326,11 @@ class DynamicModel(nn.Module):
             "samples": canonical,
         }
 
+    def proxy_sphere(self, frame: Tensor) -> tuple[Tensor, Tensor]:
+        """Centres (N, 3, object coordinates) and radii (N,) of the spheres around frames' proxy boxes."""
+        lo, hi = self.proxy_lo[frame], self.proxy_hi[frame]
+        return 0.5 * (lo + hi), 0.5 * (hi - lo).norm(dim=-1)
+
     def training_occupancy(self, frame: Tensor) -> dict[str, Tensor] | None:
         """The stored occupancy grids of frames (N,) for :meth:`render_rays`, or None when disabled."""
         if self.cfg.occupancy_res == 0:

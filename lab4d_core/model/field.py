@@ -117,15 +117,15 @@ class NeuralSDF(nn.Module):
         """Codes of ``index`` (any shape), or the mean code when None (lab4d's default at render)."""
         return table.weight.mean(0) if index is None else table(index)
 
-    def _geometry(self, x: torch.Tensor, inst: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """SDF (...,) and appearance feature (..., feat_dim + encoding dims) of points (..., 3)."""
+    def _geometry(self, x: torch.Tensor, inst: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SDF (...,), geometry feature (..., feat_dim) and encoding (..., encoding dims) of points (..., 3)."""
         scale = self.scale
         unit = x / scale
         encoded = self.encoding(unit)
         out = self.trunk(encoded, self._code(self.inst_codes, inst))
         inside = (unit.abs() <= 1.0).all(-1)
         sdf = torch.where(inside, out[..., 0] * scale, OUTSIDE_SDF)
-        return sdf, torch.cat([out[..., 1:], encoded], dim=-1)
+        return sdf, out[..., 1:], encoded
 
     def sdf(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
         """SDF (...,) of canonical points (..., 3); ``inst`` (broadcastable to ...) picks the instance code."""
@@ -139,8 +139,9 @@ class NeuralSDF(nn.Module):
         ``inst`` and ``frame`` are integer tensors broadcastable to ``x.shape[:-1]``; None means
         the mean instance or appearance code.
         """
-        sdf, feature = self._geometry(x, inst)
-        rgb = torch.sigmoid(self.color(feature, self._code(self.appr_codes, frame)))
+        sdf, feature, encoded = self._geometry(x, inst)
+        appearance = torch.cat([feature, encoded], dim=-1)
+        rgb = torch.sigmoid(self.color(appearance, self._code(self.appr_codes, frame)))
         return {"sdf": sdf, "rgb": rgb}
 
     def gradient(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

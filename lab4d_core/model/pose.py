@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lab4d_core.geometry.rotation import so3_exp
+from lab4d_core.geometry.rotation import rigid_matrix, so3_exp
 
 
 class RootPose(nn.Module):
@@ -29,11 +29,7 @@ class RootPose(nn.Module):
         return rotation, self.base_translation[frame] + residual[:, 3:]
 
     def matrices(self, frame: Tensor) -> Tensor:
-        rotation, translation = self(frame)
-        out = torch.eye(4, dtype=rotation.dtype, device=rotation.device).repeat(len(frame), 1, 1)
-        out[:, :3, :3] = rotation
-        out[:, :3, 3] = translation
-        return out
+        return rigid_matrix(*self(frame))
 
 
 class Intrinsics(nn.Module):

@@ -63,15 +63,13 @@ def _normals(depth: np.ndarray, mask: np.ndarray, directions: np.ndarray) -> np.
 def render_panels(
     model: DynamicModel,
     database: Database,
-    video: int,
+    frames: tuple[torch.Tensor, torch.Tensor],
     viewpoint: Viewpoint,
     res: int,
-    num_frames: int | None = None,
-    freeze_id: int | None = None,
     num_samples: int = 16,
 ) -> Iterator[np.ndarray]:
-    """(res, 5 res, 3) uint8 images, one per rendered frame."""
-    shapes, camera_frames = video_frames(database, video, num_frames, freeze_id)
+    """(res, 5 res, 3) uint8 images, one per rendered frame of ``frames`` (from :func:`video_frames`)."""
+    shapes, camera_frames = frames
     cameras, xy = view_cameras(model, camera_frames, viewpoint, res, database.resolution)
     scale = float(model.field.scale)
     for t in range(len(shapes)):
@@ -80,9 +78,9 @@ def render_panels(
         opacity = out["opacity"].numpy().reshape(res, res)
         mask = opacity > 0.5
         depth = out["depth"].numpy().reshape(res, res)
-        centre = float((camera.rotation[0] @ (0.5 * (model.proxy_lo[shapes[t]] + model.proxy_hi[shapes[t]])))[2])
-        centre += float(camera.translation[0, 2])
-        size = float((0.5 * (model.proxy_hi[shapes[t]] - model.proxy_lo[shapes[t]])).norm())
+        centre, radius = model.proxy_sphere(shapes[t : t + 1])
+        centre = float((camera.rotation[0] @ centre[0])[2] + camera.translation[0, 2])
+        size = float(radius[0])
         near_white = 1.0 - np.clip((depth - (centre - size)) / (2 * size), 0.0, 1.0)
         directions = pixel_directions(xy, camera.intrinsics[0]).numpy().reshape(res, res, 3)
         panels = {

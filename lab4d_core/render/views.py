@@ -13,11 +13,11 @@ import math
 import re
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from lab4d_core.errors import Lab4dError
+from lab4d_core.geometry.rotation import so3_exp
 from lab4d_core.model.dynamic import Camera, DynamicModel
 from lab4d_core.model.render import pixel_grid
 
@@ -59,14 +59,6 @@ def parse_viewpoint(text: str) -> Viewpoint:
     return Viewpoint("rot", elevation=float(match.group(2)), degrees=float(match.group(3)))
 
 
-def _rotation(axis: int, degrees: float) -> Tensor:
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    out = torch.eye(3)
-    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
-    return out
-
-
 @torch.no_grad()
 def view_cameras(
     model: DynamicModel, frames: Tensor, viewpoint: Viewpoint, res: int, array_res: int
@@ -76,18 +68,15 @@ def view_cameras(
         xy = torch.as_tensor(pixel_grid(res, array_res), dtype=torch.float32)
         return Camera(*model.root(frames), model.intrinsics(frames)), xy
     rotation, _ = model.root(frames[:1])
-    lo, hi = model.proxy_lo[frames], model.proxy_hi[frames]
-    centre = 0.5 * (lo + hi)
-    size = float((0.5 * (model.proxy_hi[frames[0]] - model.proxy_lo[frames[0]])).norm())
+    centre, radius = model.proxy_sphere(frames)
+    size = float(radius[0])
     distance = DISTANCE * size
-    turns = (
-        np.linspace(0.0, viewpoint.degrees, len(frames), endpoint=False)
-        if viewpoint.kind == "rot"
-        else np.zeros(len(frames))
-    )
+    degrees = viewpoint.degrees if viewpoint.kind == "rot" else 0.0
+    turns = torch.zeros(len(frames), 3, device=centre.device)
+    turns[:, 1] = torch.deg2rad(torch.linspace(0.0, degrees, len(frames) + 1, device=centre.device)[:-1])
     # Camera y points down (OpenCV), so looking from above tips the object's top towards the camera.
-    elevate = _rotation(0, -viewpoint.elevation)
-    rotations = torch.stack([elevate @ _rotation(1, float(turn)) @ rotation[0].cpu() for turn in turns]).to(centre)
+    elevate = so3_exp(torch.tensor([-math.radians(viewpoint.elevation), 0.0, 0.0], device=centre.device))
+    rotations = elevate @ so3_exp(turns) @ rotation[0]
     translations = torch.tensor([0.0, 0.0, distance], device=centre.device) - (rotations @ centre[..., None])[..., 0]
     focal = FILL * res * distance / size
     intrinsics = torch.tensor([focal, focal, res / 2 - 0.5, res / 2 - 0.5], device=centre.device).expand(len(frames), 4)

@@ -52,7 +52,7 @@ def test_frozen_shape_and_frame_sampling(setup):
 def test_reference_video_shows_the_sphere(setup, tmp_path):
     model, database = setup
     res = 32
-    images = list(render_panels(model, database, 0, Viewpoint("ref"), res, num_frames=2))
+    images = list(render_panels(model, database, video_frames(database, 0, 2, None), Viewpoint("ref"), res))
     assert len(images) == 2 and images[0].shape == (res, 5 * res, 3)
     mask = images[0][:, res : 2 * res, 0] > 127
     assert 0.1 < mask.mean() < 0.9  # the initial sphere covers part of the crop

@@ -74,8 +74,8 @@ class Deformation(nn.Module, ABC):
         """(N, B, 4, 4) bone -> object transforms at frames (N,), or (B, 4, 4) at rest (lab4d's
         ``t_articulation``); posing a canonical point by bone b at frame t is
         ``bone_frames(t)[b] @ inverse(bone_frames()[b])``."""
-        shape = (1, 4, 4) if frame is None else (frame.shape[0], 1, 4, 4)
-        return torch.eye(4, device=frame.device if frame is not None else None).expand(shape).clone()
+        eye = torch.eye(4, device=None if frame is None else frame.device)
+        return eye[None] if frame is None else eye.expand(frame.shape[0], 1, 4, 4).clone()
 
     def bone_scales(self) -> Tensor | None:
         """(B, 3) extents of the bones along their axes, or None for a rig without shaped bones."""

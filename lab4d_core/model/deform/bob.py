@@ -24,6 +24,7 @@ from lab4d_core.geometry.rotation import (
     quat_apply,
     quat_mul,
     quaternion_to_matrix,
+    rigid_matrix,
 )
 from lab4d_core.model.deform.base import Deformation, instance_code, register_deformation
 from lab4d_core.model.mlp import MLP
@@ -151,11 +152,7 @@ class BagOfBones(Deformation):
     def bone_transforms(self, frame: Tensor) -> Tensor:
         """(N, B, 4, 4) rest -> frame transforms of each bone, e.g. to re-pose an exported mesh."""
         rotation, translation = self._motion(frame)
-        out = torch.zeros(rotation.shape[:-1] + (4, 4), dtype=rotation.dtype, device=rotation.device)
-        out[..., :3, :3] = quaternion_to_matrix(rotation)
-        out[..., :3, 3] = translation
-        out[..., 3, 3] = 1.0
-        return out
+        return rigid_matrix(quaternion_to_matrix(rotation), translation)
 
     def skinning_weights(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
         inst = None if inst is None else inst.reshape(1)
@@ -166,11 +163,7 @@ class BagOfBones(Deformation):
             orientation, centre = self._rest_orientation(), self.centre
         else:
             orientation, centre = self._posed_bones(*self._motion(frame))
-        out = torch.zeros(centre.shape[:-1] + (4, 4), dtype=centre.dtype, device=centre.device)
-        out[..., :3, :3] = quaternion_to_matrix(orientation)
-        out[..., :3, 3] = centre
-        out[..., 3, 3] = 1.0
-        return out
+        return rigid_matrix(quaternion_to_matrix(orientation), centre)
 
     def bone_scales(self) -> Tensor:
         """(B, 3) standard deviations of the Gaussian bones along their axes."""
