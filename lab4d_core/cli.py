@@ -347,6 +347,49 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _curves_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--logdir", type=Path, required=True, help="TensorBoard folder of a run (results/<name>/train/tensorboard)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write (results/<name>/train/curves.png)")
+    parser.add_argument("--title", help="plot title (default: the run folder's name)")
+
+
+@command("curves", "plot a training run's losses from its TensorBoard scalars", _curves_arguments)
+def _curves(args: argparse.Namespace) -> None:
+    from lab4d_core.report.curves import write_curves
+
+    scalars = write_curves(args.logdir, args.out, args.title)
+    print(f"wrote {args.out} ({len(scalars)} scalars)")
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="page to write (results/<name>/report.html)")
+    parser.add_argument("--title", required=True, help="page title, e.g. the dataset's name")
+    parser.add_argument("--video", type=Path, action="append", default=[], help="an mp4 to show (repeatable)")
+    parser.add_argument("--glb", type=Path, help="animated glb for the 3D viewer (export/<inst>/animated.glb)")
+    parser.add_argument("--curves", type=Path, help="training curves PNG (from `lab4d curves`)")
+    parser.add_argument("--metrics", type=Path, help="metrics JSON (from `lab4d evaluate`)")
+    parser.add_argument("--preview", type=Path, help="data preview PNG (from `lab4d preview`)")
+    parser.add_argument("--link", type=Path, action="append", default=[], help="a file to link to (repeatable)")
+
+
+@command(
+    "report", "one self-contained HTML page of a dataset's videos, 3D model, curves and metrics", _report_arguments
+)
+def _report(args: argparse.Namespace) -> None:
+    from lab4d_core.report.page import VIEWER_PACKAGE, ReportInputs, write_report
+
+    inputs = ReportInputs(args.title, args.video, args.glb, args.curves, args.metrics, args.preview, args.link)
+    if write_report(inputs, args.out) is None and args.glb is not None:
+        print(
+            f"warning: the 3D viewer ({VIEWER_PACKAGE}) is not installed, so the page links the glb instead; "
+            "`make setup` installs it",
+            file=sys.stderr,
+        )
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, self-contained)")
+
+
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="repository root to write into (default: the current folder)"

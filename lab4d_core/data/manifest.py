@@ -7,6 +7,7 @@ it, so it is validated once and never copied or modified.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ class Manifest:
     train_res: int
     prefixes: list[str]
     ground_truth: bool
+    digest: str = ""
+    """SHA-256 of the manifest file: a rebuilt dataset has a new one (its manifest records when it was made)."""
 
     def database(self) -> Database:
         return Database(self.root, self.collection, resolution=self.train_res, prefixes=tuple(self.prefixes))
@@ -37,7 +40,8 @@ def read_manifest(path: Path) -> Manifest:
     if not path.is_file():
         raise Lab4dError(f"{path}: manifest not found; create the dataset first (lab4d synth or lab4d link)")
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        data = json.loads(text)
         root = Path(data.get("root", "."))
         return Manifest(
             root=root if root.is_absolute() else (path.parent / root).resolve(),
@@ -47,6 +51,7 @@ def read_manifest(path: Path) -> Manifest:
             train_res=int(data["train_res"]),
             prefixes=list(data["prefixes"]),
             ground_truth=bool(data["ground_truth"]),
+            digest=hashlib.sha256(text.encode()).hexdigest(),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise Lab4dError(f"{path}: not a valid dataset manifest ({error}); delete it and rebuild the dataset") from None

@@ -73,6 +73,24 @@ class _Builder:
         return len(self.accessors) - 1
 
 
+def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
+    """sRGB values (the field's, as in the videos) -> linear ones, which glTF's COLOR_0 holds;
+    viewers convert back for display, so written as is the colours would show washed out."""
+    return np.where(colors <= 0.04045, colors / 12.92, ((colors + 0.055) / 1.055) ** 2.4)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit normals: the area-weighted mean of the adjacent faces' normals, along their winding
+    (an isolated vertex gets +z, since glTF requires unit length)."""
+    corners = vertices[faces].astype(np.float64)
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # length = 2 area
+    normals = np.zeros((len(vertices), 3))
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.where(length > 0, normals / np.maximum(length, 1e-300), [0.0, 0.0, 1.0])
+
+
 def _trs(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., 4, 4) rigid transforms -> translations (..., 3) and unit quaternions (..., 4) in glTF's xyzw."""
     flat = matrices.reshape(-1, 4, 4)
@@ -96,7 +114,9 @@ def write_glb(
     builder = _Builder()
     attributes = {
         "POSITION": builder.add(vertices.astype(np.float32), "VEC3", _ARRAY_BUFFER, bounds=True),
-        "COLOR_0": builder.add(np.clip(colors, 0, 1).astype(np.float32), "VEC3", _ARRAY_BUFFER),
+        # Smooth shading in viewers; without normals they shade every face flat.
+        "NORMAL": builder.add(vertex_normals(vertices, faces).astype(np.float32), "VEC3", _ARRAY_BUFFER),
+        "COLOR_0": builder.add(srgb_to_linear(np.clip(colors, 0, 1)).astype(np.float32), "VEC3", _ARRAY_BUFFER),
         "JOINTS_0": builder.add(joints, "VEC4", _ARRAY_BUFFER),
         "WEIGHTS_0": builder.add(joint_weights, "VEC4", _ARRAY_BUFFER),
     }

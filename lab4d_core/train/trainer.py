@@ -4,13 +4,20 @@ Output folder (``results/<dataset>/train/``): ``config.yaml`` (resolved),
 ``ckpt_latest.pth`` after every round (what a rerun resumes from),
 ``ckpt_<step>.pth`` four times per run, ``ckpt_final.pth`` once training is
 complete, and TensorBoard events.
+
+A rerun resumes only the same run: the same resolved config on the same dataset (the
+checkpoint's ``run`` fingerprint). A folder holding another run's files (the config or data
+changed since) is moved aside to ``replaced-<time>/`` and training starts over.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +106,8 @@ class Trainer:
             final_div_factor=1.0,
         )
         self.step = 0
+        config_text = json.dumps(to_dict(cfg), sort_keys=True, default=str)
+        self.run_id = hashlib.sha256(f"{config_text}\n{manifest.digest}".encode()).hexdigest()[:16]
         self._resume()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -110,18 +119,36 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
             "config": to_dict(self.cfg),
+            "run": self.run_id,
         }
 
     def _resume(self) -> None:
         latest = self.out_dir / "ckpt_latest.pth"
-        if not latest.exists():
+        state = load_checkpoint(latest, self.device) if latest.exists() else None
+        if is_distributed():
+            torch.distributed.barrier()  # every rank has read it before the main one may move it aside
+        if state is None:
             return
-        state = load_checkpoint(latest, self.device)
+        if state.get("run") != self.run_id:
+            if is_main_process():
+                self._set_aside_other_run()
+            return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.step = int(state["step"])
+
+    def _set_aside_other_run(self) -> None:
+        aside = self.out_dir / time.strftime("replaced-%Y%m%d-%H%M%S")
+        aside.mkdir()
+        for path in [*self.out_dir.glob("ckpt_*.pth"), self.out_dir / "tensorboard", self.out_dir / "config.yaml"]:
+            if path.exists():
+                path.rename(aside / path.name)
+        warnings.warn(
+            f"{self.out_dir} held a run with another config or dataset: moved it to {aside} and starting over",
+            stacklevel=3,
+        )
 
     def save(self) -> None:
         if not is_main_process():
@@ -276,6 +303,8 @@ class Trainer:
                 if writer is not None:
                     self._log_images(writer)
         bar.close()
+        if self.step == self.total_steps and not (self.out_dir / "ckpt_final.pth").exists():
+            self.save()  # a complete run whose final checkpoint was deleted (e.g. by Snakemake before a rerun)
         if writer is not None:
             writer.add_scalar("time/seconds", time.perf_counter() - started, self.step)
             writer.close()

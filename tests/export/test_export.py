@@ -13,6 +13,7 @@ import trimesh
 
 from lab4d_core.eval.evaluate import load_obj_sequence
 from lab4d_core.export.export import export_video
+from lab4d_core.export.gltf import vertex_normals
 from lab4d_core.export.mesh import extract_canonical_mesh
 
 
@@ -29,6 +30,9 @@ def test_marching_cubes_recovers_the_initial_sphere(setup):
     assert abs(radius.mean() - expected) < 0.05 * expected and radius.std() < 0.05 * expected
     assert mesh.components == 1 and mesh.kept_area_fraction == 1.0
     assert mesh.colors.shape == mesh.vertices.shape and 0 <= mesh.colors.min() and mesh.colors.max() <= 1
+    # Faces wind counter-clockwise seen from outside (glTF's front faces): the normals point out.
+    outward = np.einsum("vi,vi->v", vertex_normals(mesh.vertices, mesh.faces), mesh.vertices / radius[:, None])
+    assert outward.min() > 0.9
 
 
 def test_export_writes_every_output_and_the_glb_matches_the_meshes(setup, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lab4d_core.export.gltf import OPENCV_TO_GLTF, pose_glb, read_glb, top_weights, write_glb
+from lab4d_core.export.gltf import OPENCV_TO_GLTF, _accessor, pose_glb, read_glb, top_weights, write_glb
 from lab4d_core.export.motion import Motion
 
 
@@ -41,7 +41,7 @@ def glb(tmp_path):
         t_articulation_rest=_rigid(rng, bones),
     )
     path = tmp_path / "animated.glb"
-    write_glb(path, vertices, faces, rng.uniform(0, 1, (50, 3)), weights, motion)
+    write_glb(path, vertices, faces, np.linspace(0, 1, 150).reshape(50, 3), weights, motion)
     return path, vertices, weights, motion
 
 
@@ -69,6 +69,17 @@ def test_the_file_is_well_formed_glb(glb):
     for view in doc["bufferViews"]:
         assert view["byteOffset"] % 4 == 0 and view["byteOffset"] + view["byteLength"] <= len(blob)
     json.dumps(doc)
+
+
+def test_vertex_colours_are_stored_linear_as_gltf_requires(glb):
+    path, *_ = glb
+    doc, blob = read_glb(path)
+    stored = _accessor(doc, blob, doc["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"]).reshape(-1)
+    srgb = np.linspace(0, 1, 150)
+    # The sRGB curve: black and white stay, mid-grey 0.5 is 21.4% of the light.
+    np.testing.assert_allclose(stored[[0, -1]], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(np.interp(0.5, srgb, stored), 0.214, atol=2e-3)
+    assert np.all(np.diff(stored) > 0)
 
 
 def test_weights_must_match_the_bones(tmp_path, glb):

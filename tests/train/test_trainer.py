@@ -126,3 +126,18 @@ def test_evaluate_checkpoint_scores_every_training_frame(tiny_quad, tmp_path):
     per_video = [v["mask_iou"] for v in views["videos"].values()]
     assert views["mask_iou"] == pytest.approx(sum(per_video) / 2)
     assert 0.0 <= views["mask_iou"] <= 1.0 and views["resolution"] == 16
+
+
+def test_a_rerun_with_another_config_starts_over_and_keeps_the_old_run(tiny_quad, tmp_path):
+    first = _trainer(tiny_quad, tmp_path / "run")
+    first.train()
+    (tmp_path / "run" / "ckpt_final.pth").unlink()  # as Snakemake does before rerunning the rule
+    same = _trainer(tiny_quad, tmp_path / "run")
+    assert same.step == first.total_steps and same.train() == []
+    assert (tmp_path / "run" / "ckpt_final.pth").is_file(), "a complete run writes its final checkpoint again"
+
+    with pytest.warns(UserWarning, match="another config or dataset"):
+        other = _trainer(tiny_quad, tmp_path / "run", learning_rate=2 * TINY_TRAIN["learning_rate"])
+    assert other.step == 0 and not (tmp_path / "run" / "ckpt_latest.pth").exists()
+    (aside,) = (tmp_path / "run").glob("replaced-*")
+    assert (aside / "ckpt_final.pth").is_file() and (aside / "tensorboard").is_dir()

@@ -57,7 +57,7 @@ def test_default_dry_run_schedules_every_stage(tmp_path):
     assert "output: results/demo-quad/data-preview.png" in result.stdout
     assert "output: results/demo-quad/train/ckpt_final.pth" in result.stdout
     assert "output: results/demo-quad/export/0/animated.glb, results/demo-quad/export/0/motion.json" in result.stdout
-    for video in ("reference-0.mp4", "turntable.mp4", "eval/metrics.json"):
+    for video in ("reference-0.mp4", "turntable.mp4", "eval/metrics.json", "train/curves.png", "report.html"):
         assert f"output: results/demo-quad/{video}" in result.stdout
 
 
@@ -122,3 +122,11 @@ def test_tiny_synthetic_dataset_end_to_end(tmp_path):
     again = snakemake(target, "-n", "--configfile", str(config), workdir=tmp_path)
     assert again.returncode == 0, again.stdout
     assert "Nothing to be done" in again.stdout
+
+    # Only the YAML's source section decides whether the data is stale.
+    write_yaml(tmp_path / "datasets" / "tiny.yaml", {"source": {"synthetic": synthetic}, "train": {"num_rounds": 2}})
+    edited = snakemake(target, "-n", "--configfile", str(config), workdir=tmp_path)
+    assert "Nothing to be done" in edited.stdout, edited.stdout
+    write_yaml(tmp_path / "datasets" / "tiny.yaml", {"source": {"synthetic": {**synthetic, "num_frames": 12}}})
+    resynth = snakemake(target, "-n", "--configfile", str(config), workdir=tmp_path)
+    assert "rule synthesize:" in resynth.stdout and "params" in resynth.stdout.lower(), resynth.stdout

@@ -1,5 +1,6 @@
 # Config loading and validation, wildcard constraints and input functions.
 # No rules here: the rules live in one file per stage (data.smk, ...).
+import json
 import re
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import lab4d_core
-from lab4d_core.config import load_dataset_config, load_yaml
+from lab4d_core.config import load_dataset_config, load_yaml, to_dict
 from lab4d_core.errors import Lab4dError
 
 # Top-level config: unknown keys are errors, defaults are filled in.
@@ -78,6 +79,12 @@ def dataset_source(wildcards):
     return DATASETS[wildcards.dataset][1].source
 
 
+def source_settings(wildcards):
+    """The dataset YAML's source section as canonical JSON: a params value, so that editing that
+    section reruns the data stage and editing another (train:, model:) does not."""
+    return json.dumps(to_dict(dataset_source(wildcards)), sort_keys=True)
+
+
 def synth_asset(wildcards):
     """The glTF asset a synthetic dataset renders, if any (so edits to it rerun synthesis)."""
     asset = dataset_source(wildcards).synthetic.asset
@@ -101,17 +108,39 @@ def code_version():
     return lab4d_core.__version__
 
 
+def viewer_bundle():
+    """The results page's 3D viewer script ("" when not installed), a params value of the report rule."""
+    from lab4d_core.report.page import viewer_script
+
+    return str(viewer_script() or "")
+
+
+def report_inputs(wildcards):
+    return dataset_results(wildcards.dataset)
+
+
+def dataset_results(dataset):
+    """What results/{dataset}/report.html shows: video 0's renders and export, the training
+    curves and data preview and, for datasets with ground truth, the metrics."""
+    results = f"results/{dataset}"
+    inputs = {
+        "reference": f"{results}/reference-0.mp4",
+        "turntable": f"{results}/turntable.mp4",
+        "glb": f"{results}/export/0/animated.glb",
+        "motion": f"{results}/export/0/motion.json",
+        "curves": f"{results}/train/curves.png",
+        "preview": f"{results}/data-preview.png",
+    }
+    if dataset in datasets_with_source("synthetic"):
+        inputs["metrics"] = f"{results}/eval/metrics.json"
+    return inputs
+
+
 def final_outputs():
-    """Targets of the default run, per dataset in config["datasets"]: a data preview, reference
-    and turntable videos, the export of video 0 and, with ground truth, the metrics."""
+    """Targets of the default run, per dataset in config["datasets"]: the results page and,
+    named so that a dry run lists them, everything it shows."""
     targets = []
     for dataset in config["datasets"]:
-        targets += [
-            f"results/{dataset}/data-preview.png",
-            f"results/{dataset}/reference-0.mp4",
-            f"results/{dataset}/turntable.mp4",
-            f"results/{dataset}/export/0/animated.glb",
-        ]
-        if dataset in datasets_with_source("synthetic"):
-            targets.append(f"results/{dataset}/eval/metrics.json")
+        page = f"results/{dataset}/report.html"
+        targets += [page, *dataset_results(dataset).values()]
     return targets

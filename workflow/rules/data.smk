@@ -1,14 +1,16 @@
 # Data stage: every dataset ends as data/{dataset}/manifest.json (the one input
-# of later stages), then a preview image for the report.
+# of later stages), then a preview image for the report. The dataset YAML is a params value
+# here, not an input: only its source section (source_settings) decides whether data is stale.
 
 
 rule synthesize:
     input:
-        config=dataset_config,
         asset=synth_asset,
     output:
         "data/{dataset}/manifest.json",
     params:
+        config=dataset_config,
+        source=source_settings,
         code=code_version(),
     log:
         "logs/synthesize/{dataset}.log",
@@ -22,16 +24,15 @@ rule synthesize:
     conda:
         "../../environment.yml"
     shell:
-        "lab4d synth --config {input.config} --out data/{wildcards.dataset} > {log} 2>&1"
+        "lab4d synth --config {params.config} --out data/{wildcards.dataset} > {log} 2>&1"
 
 
 # An existing processed database is validated in place; nothing is copied.
 rule link_database:
-    input:
-        dataset_config,
     output:
         "data/{dataset}/manifest.json",
     params:
+        source=source_settings,
         root=source_path,
         collection=source_collection,
         code=code_version(),

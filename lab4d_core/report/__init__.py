@@ -1,0 +1,1 @@
+"""Results pages: training curves and a self-contained HTML page per dataset."""
