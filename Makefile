@@ -32,7 +32,8 @@ test: setup
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
-	@echo "Results are in $(CURDIR)/results/demo-quad/: reference-0.mp4, turntable.mp4, export/0/ (meshes, motion.json, animated.glb), eval/metrics.json (data in $(CURDIR)/data/)."
+	@echo "Results: open $(CURDIR)/results/demo-quad/report.html (videos, 3D model, metrics, curves)."
+	@echo "Beside it: reference-0.mp4, turntable.mp4, export/0/ (meshes, motion.json, animated.glb), eval/metrics.json, train/; data in $(CURDIR)/data/."
 
 # The README's picture, made by the project's own commands.
 readme-figure: setup

@@ -123,6 +123,11 @@ def test_tiny_synthetic_dataset_end_to_end(tmp_path):
     assert again.returncode == 0, again.stdout
     assert "Nothing to be done" in again.stdout
 
+    # Snakemake's own report of the run embeds the registered outputs.
+    report = snakemake(target, "--report", str(tmp_path / "report.html"), "--configfile", str(config), workdir=tmp_path)
+    assert report.returncode == 0, report.stdout
+    assert "Adding data-preview.png" in report.stdout and (tmp_path / "report.html").stat().st_size > 10000
+
     # Only the YAML's source section decides whether the data is stale.
     write_yaml(tmp_path / "datasets" / "tiny.yaml", {"source": {"synthetic": synthetic}, "train": {"num_rounds": 2}})
     edited = snakemake(target, "-n", "--configfile", str(config), workdir=tmp_path)
