@@ -286,9 +286,12 @@ class TrainConfig:
     """Defaults for the machine: cpu (fewer samples and steps, small batch) or gpu; auto picks by CUDA availability.
     Keys set in the YAML or with --set always win over the preset."""
     learning_rate: float = 5e-4
-    """Peak learning rate of the one-cycle schedule of the networks and the hash grid."""
+    """Peak learning rate of the one-cycle schedule of the networks (and of the hash grids, times grid_lr_mult)."""
     explicit_lr: float | None = None
     """Peak learning rate of explicit parameters (poses, intrinsics, beta, scale, bones); default 10x learning_rate, as in lab4d."""
+    grid_lr_mult: float = 1.0
+    """Learning rate of hash-grid tables relative to learning_rate (Instant-NGP trains its tables faster than its MLPs;
+    each table entry sees few gradients per step)."""
     num_rounds: int = 20
     """Rounds of training; a checkpoint and TensorBoard images are written after each."""
     iters_per_round: int = 200

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from lab4d_core.config import ModelConfig
 from lab4d_core.data.database import Database
 from lab4d_core.model.deform import build_deformation
+from lab4d_core.model.encodings import HashGridEncoding
 from lab4d_core.model.field import NeuralSDF
 from lab4d_core.model.pose import Intrinsics, RootPose
 from lab4d_core.model.render import (
@@ -179,11 +180,16 @@ class DynamicModel(nn.Module):
     def instance(self, frame: Tensor) -> Tensor:
         return torch.zeros_like(frame) if self.num_inst == 1 else self.video_of_frame[frame]
 
-    def explicit_parameters(self) -> list[nn.Parameter]:
-        """Parameters that lab4d trains with 10x the learning rate: cameras, beta, scales, bones."""
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Every parameter once, by learning rate: ``explicit`` (cameras, beta, scales, bones: lab4d
+        trains them at 10x), ``grid`` (hash-grid tables) and ``implicit`` (the networks)."""
         explicit = {id(p) for p in (*self.root.parameters(), *self.intrinsics.parameters())}
         explicit |= {id(p) for name, p in self.named_parameters() if name.rsplit(".", 1)[-1] in _EXPLICIT_NAMES}
-        return [p for p in self.parameters() if id(p) in explicit]
+        grid = {id(p) for m in self.modules() if isinstance(m, HashGridEncoding) for p in m.parameters()}
+        groups: dict[str, list[nn.Parameter]] = {"implicit": [], "explicit": [], "grid": []}
+        for p in self.parameters():
+            groups["explicit" if id(p) in explicit else "grid" if id(p) in grid else "implicit"].append(p)
+        return {name: params for name, params in groups.items() if params}
 
     def render_rays(
         self,

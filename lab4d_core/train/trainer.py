@@ -87,18 +87,17 @@ class Trainer:
             seed=train.seed,
             fg_fraction=train.fg_fraction,
         )
-        explicit = self.model.explicit_parameters()
-        explicit_ids = {id(p) for p in explicit}
-        implicit = [p for p in self.model.parameters() if id(p) not in explicit_ids]
         lr = train.learning_rate
         explicit_lr = 10 * lr if train.explicit_lr is None else train.explicit_lr
+        groups = self.model.parameter_groups()
+        peaks = {"implicit": lr, "explicit": explicit_lr, "grid": lr * train.grid_lr_mult}
         self.optimizer = torch.optim.AdamW(
-            [{"params": implicit, "lr": lr}, {"params": explicit, "lr": explicit_lr}], weight_decay=1e-4
+            [{"params": params, "lr": peaks[name]} for name, params in groups.items()], weight_decay=1e-4
         )
         self.total_steps = train.num_rounds * train.iters_per_round
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer,
-            max_lr=[lr, explicit_lr],
+            max_lr=[peaks[name] for name in groups],
             total_steps=self.total_steps,
             pct_start=min(2 / train.num_rounds, 0.3),  # lab4d: warm up over 2 rounds
             anneal_strategy="linear",

@@ -141,3 +141,15 @@ def test_a_rerun_with_another_config_starts_over_and_keeps_the_old_run(tiny_quad
     assert other.step == 0 and not (tmp_path / "run" / "ckpt_latest.pth").exists()
     (aside,) = (tmp_path / "run").glob("replaced-*")
     assert (aside / "ckpt_final.pth").is_file() and (aside / "tensorboard").is_dir()
+
+
+def test_hash_tables_train_at_their_own_learning_rate(tiny_quad, tmp_path):
+    trainer = _trainer(tiny_quad, tmp_path, "bob", grid_lr_mult=3.0, explicit_lr=1e-2)
+    groups = trainer.model.parameter_groups()
+    ids = [id(p) for params in groups.values() for p in params]
+    assert sorted(ids) == sorted(id(p) for p in trainer.model.parameters())  # each parameter exactly once
+    assert [p is trainer.model.field.encoding.table for p in groups["grid"]] == [True]
+    explicit = {id(p) for p in groups["explicit"]}
+    assert id(trainer.model.deform.centre) in explicit and id(trainer.model.field.log_beta) in explicit
+    lr = TINY_TRAIN["learning_rate"]
+    assert [g["max_lr"] for g in trainer.optimizer.param_groups] == pytest.approx([lr, 1e-2, 3 * lr])
