@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from lab4d_core.export.motion import Motion
+from lab4d_core.utils.io import atomic_write
 
 INFLUENCES = 4
 """Joints per vertex in the skin (glTF's JOINTS_0 / WEIGHTS_0 hold four)."""
@@ -198,10 +199,7 @@ def _write(path: Path, doc: dict, blob: bytes) -> None:
     total = 12 + 8 + len(text) + 8 + len(blob)
     data = struct.pack("<4sII", b"glTF", 2, total)
     data += struct.pack("<I4s", len(text), b"JSON") + text + struct.pack("<I4s", len(blob), b"BIN\0") + blob
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def read_glb(path: Path) -> tuple[dict, bytes]:

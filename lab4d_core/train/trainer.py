@@ -105,7 +105,7 @@ class Trainer:
             final_div_factor=1.0,
         )
         self.step = 0
-        config_text = json.dumps(to_dict(cfg), sort_keys=True, default=str)
+        config_text = json.dumps(to_dict(self.cfg), sort_keys=True, default=str)
         self.run_id = hashlib.sha256(f"{config_text}\n{manifest.digest}".encode()).hexdigest()[:16]
         self._resume()
 
