@@ -10,9 +10,9 @@ within the video), ground-truth vertices visible at a (their depth matches the d
 map) and facing the camera (|cos| of normal and ray above ``--facing``; silhouette points
 have ill-defined canonical points) are rendered at their pixel in a, carried to canonical
 space by the model and out to frame b, and projected; the table gives the distance to the
-vertex's true projection in b, in training pixels. ``global`` is the mean over pairs of
-the error's mean vector (a shift of the whole object, e.g. a root-pose error), ``residual``
-what is left after removing it (articulation and shape).
+vertex's true projection in b, in training pixels. ``global shift`` is the mean over pairs
+of the length of the error's mean vector: a shift of the whole object (e.g. a root-pose error)
+as opposed to articulation or shape, which move parts of it differently.
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ import torch
 import trimesh
 
 from lab4d_core.errors import Lab4dError
+from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.model.loading import load_model
-
-
-def array_pixels(points_cam: np.ndarray, raw_intrinsics: np.ndarray, crop2raw: np.ndarray) -> np.ndarray:
-    """(P, 3) camera points -> (P, 2) pixels of the training arrays (raw = scale * array + offset)."""
-    raw = points_cam[:, :2] / points_cam[:, 2:3] * raw_intrinsics[:2] + raw_intrinsics[2:]
-    return (raw - crop2raw[2:]) / crop2raw[:2]
+from lab4d_core.model.render import project
 
 
 def visible_facing(
@@ -54,24 +50,26 @@ def registration_errors(model, database, ground_truth: Path, gaps: list[int], fa
     rows = {}
     for v, video in enumerate(database.videos):
         folder = ground_truth / video.seqname
-        verts_cam, raw_k = np.load(folder / "verts_cam.npy"), np.load(folder / "intrinsics.npy")
+        verts_cam = np.load(folder / "verts_cam.npy")
         faces = trimesh.load(folder / "mesh-rest.obj", process=False).faces
-        crop2raw, depth = np.asarray(video.array("crop2raw", "crop")), np.asarray(video.array("depth", "crop"))
+        crop2raw = np.asarray(video.array("crop2raw", "crop"), dtype=np.float64)
+        array_k = crop_intrinsics(np.load(folder / "intrinsics.npy"), crop2raw)
+        # (N, V, 2) where every vertex projects in every frame's training array.
+        pixels_of = project(torch.as_tensor(verts_cam), torch.as_tensor(array_k)).float()
+        depth = np.asarray(video.array("depth", "crop"))
         offset, n = int(database.frame_offset[v]), video.num_frames
         errors: dict[int, list[np.ndarray]] = {gap: [] for gap in gaps}
         shifts: dict[int, list[float]] = {gap: [] for gap in gaps}
         for a in range(0, n, 4):
-            xy_a = array_pixels(verts_cam[a], raw_k[a], crop2raw[a])
-            chosen = visible_facing(verts_cam[a], faces, xy_a, depth[a], facing)[::4]
-            pixels = torch.as_tensor(xy_a[chosen], dtype=torch.float32)[None]
+            chosen = visible_facing(verts_cam[a], faces, pixels_of[a].numpy(), depth[a], facing)[::4]
+            pixels = pixels_of[a, chosen][None]
             frame = torch.tensor([offset + a])
             out = model.render_rays(frame, pixels, 32, occupancy=model.frame_occupancy(frame))
             hit = out["opacity"][0] > 0.5
             for gap in gaps:
                 b = (a + gap) % n
                 predicted = pixels[0] + model.predict_flow(out["canonical"], pixels, torch.tensor([offset + b]))[0]
-                truth = torch.as_tensor(array_pixels(verts_cam[b][chosen], raw_k[b], crop2raw[b]), dtype=torch.float32)
-                error = (predicted - truth)[hit]
+                error = (predicted - pixels_of[b, chosen])[hit]
                 errors[gap].append(error.numpy())
                 shifts[gap].append(float(error.mean(0).norm()))
         video.release()
