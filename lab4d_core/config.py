@@ -209,6 +209,9 @@ class SynthConfig:
     """Camera path of each video (cycled)."""
     focal: float = 1.0
     """Focal length in units of the raw frame's larger side (lab4d's default guess is 1)."""
+    supersample: int = 3
+    """Colour samples per pixel along each axis (odd), averaged as a camera integrates light over a pixel;
+    1 point-samples the texture, which aliases its fine detail differently in every view."""
     seed: int = 0
     """Seed of morphology, colours, scene, motion phase and camera paths."""
     voxel: float = 0.012
@@ -328,6 +331,11 @@ class TrainConfig:
     """Weight of the skinning-weight entropy (bob)."""
     reg_gauss_skin_wt: float = 1e-3
     """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
+    reg_cam_prior_wt: float = 0.1
+    """Weight keeping root poses near the dataset's cameras (rotation angle plus translation over the object's size)."""
+    freeze_intrinsics: bool = False
+    """Keep the intrinsics at the dataset's ks instead of learning them (lab4d's ppr branch): for exact ks, as
+    synthetic data has; learned, the focal length drifts, since it trades off against the object's size."""
     grad_clip: float = 5.0
     """Gradient-norm clipping threshold."""
     eval_res: int = 64

@@ -170,7 +170,7 @@ class DynamicModel(nn.Module):
                 else {}
             ),
         )
-        self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32))
+        self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32), scale=radius)
         self.intrinsics = Intrinsics(
             torch.as_tensor(scene.ks, dtype=torch.float32),
             info.video_of_frame,
@@ -187,7 +187,7 @@ class DynamicModel(nn.Module):
         explicit |= {id(p) for name, p in self.named_parameters() if name.rsplit(".", 1)[-1] in _EXPLICIT_NAMES}
         grid = {id(p) for m in self.modules() if isinstance(m, HashGridEncoding) for p in m.parameters()}
         groups: dict[str, list[nn.Parameter]] = {"implicit": [], "explicit": [], "grid": []}
-        for p in self.parameters():
+        for p in filter(lambda p: p.requires_grad, self.parameters()):
             groups["explicit" if id(p) in explicit else "grid" if id(p) in grid else "implicit"].append(p)
         return {name: params for name, params in groups.items() if params}
 

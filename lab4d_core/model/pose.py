@@ -13,11 +13,13 @@ class RootPose(nn.Module):
 
     The residual is a per-frame se(3) increment applied in the camera frame,
     zero at the start, so training begins exactly at the dataset's cameras
-    (``Cameras/01-canonical.npy``) and can correct noisy ones.
+    (``Cameras/01-canonical.npy``) and can correct noisy ones. ``scale`` (the object's size in
+    scene units) makes translations comparable with rotation angles in :meth:`prior_distance`.
     """
 
-    def __init__(self, initial: Tensor):
+    def __init__(self, initial: Tensor, scale: float = 1.0):
         super().__init__()
+        self.scale = scale
         self.register_buffer("base_rotation", initial[:, :3, :3].float().clone())
         self.register_buffer("base_translation", initial[:, :3, 3].float().clone())
         self.residual = nn.Parameter(torch.zeros(len(initial), 6))
@@ -27,6 +29,15 @@ class RootPose(nn.Module):
         residual = self.residual[frame]
         rotation = so3_exp(residual[:, :3]) @ self.base_rotation[frame]
         return rotation, self.base_translation[frame] + residual[:, 3:]
+
+    def prior_distance(self, frame: Tensor) -> Tensor:
+        """(N,) distance of frames' poses from their initial ones: rotation angle (radians) plus
+        translation in units of ``scale`` (lab4d's camera prior, ``reg_cam_prior``)."""
+        residual = self.residual[frame]
+        # The residuals start at exactly zero, where the derivative of a plain norm is 0/0 (NaN).
+        angle = (residual[:, :3].square().sum(-1) + 1e-12).sqrt()
+        shift = (residual[:, 3:].square().sum(-1) + 1e-12).sqrt() / self.scale
+        return angle + shift
 
     def matrices(self, frame: Tensor) -> Tensor:
         return rigid_matrix(*self(frame))

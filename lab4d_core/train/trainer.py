@@ -89,6 +89,7 @@ class Trainer:
         )
         lr = train.learning_rate
         explicit_lr = 10 * lr if train.explicit_lr is None else train.explicit_lr
+        self.model.intrinsics.requires_grad_(not train.freeze_intrinsics)
         groups = self.model.parameter_groups()
         peaks = {"implicit": lr, "explicit": explicit_lr, "grid": lr * train.grid_lr_mult}
         self.optimizer = torch.optim.AdamW(
@@ -209,6 +210,8 @@ class Trainer:
             terms[name] = value * share
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
             terms["reg_gauss_skin"] = self._gauss_skin(points, inst) * share
+        # Each rank's mean over its frames, over the world size: every rank holds as many frames.
+        terms["reg_cam_prior"] = model.root.prior_distance(batch["frame"].reshape(-1)).mean() / self.world
         return terms, out["samples"].shape[0] * out["samples"].shape[1]
 
     def _noise(self, pixels: int) -> dict[str, torch.Tensor]:
@@ -246,6 +249,7 @@ class Trainer:
             "reg_delta_skin": train.reg_delta_skin_wt,
             "reg_skin_entropy": train.reg_skin_entropy_wt,
             "reg_gauss_skin": train.reg_gauss_skin_wt,
+            "reg_cam_prior": train.reg_cam_prior_wt,
         }
 
     def train_step(self) -> StepRecord:
@@ -260,7 +264,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if is_distributed():
-            for parameter in self.model.parameters():
+            for parameter in filter(lambda p: p.requires_grad, self.model.parameters()):
                 if parameter.grad is None:  # unused this step here, maybe not on another rank
                     parameter.grad = torch.zeros_like(parameter)
                 torch.distributed.all_reduce(parameter.grad)

@@ -25,3 +25,17 @@ def test_array_intrinsics_follow_each_frames_crop():
     intrinsics = Intrinsics(torch.tensor(ks), torch.tensor(video_of_frame), torch.tensor(crop2raw))
     expected = crop_intrinsics(ks[video_of_frame], crop2raw)
     np.testing.assert_allclose(intrinsics(torch.arange(5)).detach().numpy(), expected, rtol=1e-5)
+
+
+def test_the_camera_prior_is_zero_at_the_dataset_cameras_and_grows_with_angle_and_shift():
+    poses = torch.eye(4).repeat(3, 1, 1)
+    root = RootPose(poses, scale=0.5)
+    frames = torch.arange(3)
+    distance = root.prior_distance(frames)
+    assert float(distance.detach().max()) < 1e-5
+    distance.sum().backward()
+    assert torch.isfinite(root.residual.grad).all()  # no 0/0 at the initial, exactly-zero residual
+    with torch.no_grad():
+        root.residual[1, :3] = torch.tensor([0.0, 0.2, 0.0])  # 0.2 rad about y
+        root.residual[2, 3:] = torch.tensor([0.3, 0.0, 0.4])  # 0.5 units = 1 object size
+    torch.testing.assert_close(root.prior_distance(frames), torch.tensor([0.0, 0.2, 1.0]), atol=1e-5, rtol=0)

@@ -153,3 +153,13 @@ def test_hash_tables_train_at_their_own_learning_rate(tiny_quad, tmp_path):
     assert id(trainer.model.deform.centre) in explicit and id(trainer.model.field.log_beta) in explicit
     lr = TINY_TRAIN["learning_rate"]
     assert [g["max_lr"] for g in trainer.optimizer.param_groups] == pytest.approx([lr, 1e-2, 3 * lr])
+
+
+def test_frozen_intrinsics_stay_at_the_datasets_ks_while_the_cameras_train(tiny_quad, tmp_path):
+    trainer = _trainer(tiny_quad, tmp_path, freeze_intrinsics=True, num_rounds=1, iters_per_round=3)
+    intrinsics = trainer.model.intrinsics.raw().detach().clone()
+    trained = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not trained & {id(p) for p in trainer.model.intrinsics.parameters()}
+    trainer.train()
+    torch.testing.assert_close(trainer.model.intrinsics.raw(), intrinsics, atol=0, rtol=0)
+    assert trainer.model.root.residual.abs().max() > 0  # the root poses still learn

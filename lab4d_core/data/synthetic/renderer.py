@@ -207,9 +207,36 @@ class Renderer:
         return UploadedMesh(mesh, buffer, vao, len(corners))
 
     def render(
-        self, meshes: list[UploadedMesh], world2cam: np.ndarray, intrinsics: np.ndarray, width: int, height: int
+        self,
+        meshes: list[UploadedMesh],
+        world2cam: np.ndarray,
+        intrinsics: np.ndarray,
+        width: int,
+        height: int,
+        supersample: int = 1,
     ) -> Frame:
-        """Render uploaded meshes from one camera: (4, 4) world-to-camera and (fx, fy, cx, cy)."""
+        """Render uploaded meshes from one camera: (4, 4) world-to-camera and (fx, fy, cx, cy).
+
+        ``supersample`` (odd) s renders s x s samples per pixel: the colour is their mean, as a
+        camera integrates light over a pixel, while object id, depth, triangle and barycentrics
+        come from the centre sample, the pixel centre itself, so masks, depth and flow stay exact.
+        """
+        if supersample % 2 != 1:
+            raise ValueError(f"supersample must be odd (its centre sample is the pixel centre), got {supersample}")
+        if supersample > 1:
+            s = supersample
+            fx, fy, cx, cy = (float(k) for k in intrinsics)
+            # Array pixel x covers fine pixels s*x .. s*x + s - 1, centred on s*x + (s - 1) / 2.
+            fine = np.array([s * fx, s * fy, s * cx + (s - 1) / 2, s * cy + (s - 1) / 2])
+            frame = self.render(meshes, world2cam, fine, s * width, s * height)
+            centre = (slice(s // 2, None, s), slice(s // 2, None, s))
+            return Frame(
+                rgb=frame.rgb.reshape(height, s, width, s, 3).mean(axis=(1, 3)),
+                object_id=frame.object_id[centre],
+                depth=frame.depth[centre],
+                triangle=frame.triangle[centre],
+                barycentric=frame.barycentric[centre],
+            )
         import moderngl
 
         fbo = self._framebuffer(width, height)

@@ -174,7 +174,7 @@ def synthesize_video(
                 character.texture,
             )
         )
-        raw = renderer.render([posed] + static, world2cam[f], ks, width, height)
+        raw = renderer.render([posed] + static, world2cam[f], ks, width, height, cfg.supersample)
         mask = raw.object_id == CHARACTER_ID
         frames_raw.append(np.clip(raw.rgb * 255 + 0.5, 0, 255).astype(np.uint8))
         masks_raw.append(mask.astype(np.int8))
@@ -182,7 +182,9 @@ def synthesize_video(
         for prefix in cfg.prefixes:
             box = crop_params(mask, cfg.train_res, full=prefix == "full")
             intrinsics = crop_intrinsics(ks, box)
-            frame = renderer.render([posed] + static, world2cam[f], intrinsics, cfg.train_res, cfg.train_res)
+            frame = renderer.render(
+                [posed] + static, world2cam[f], intrinsics, cfg.train_res, cfg.train_res, cfg.supersample
+            )
             crop2raw[prefix].append(box)
             views[prefix].append(View(frame, world2cam[f], intrinsics, inside_raw(box, cfg.train_res, (height, width))))
         posed.release()
