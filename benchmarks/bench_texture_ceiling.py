@@ -109,10 +109,10 @@ def main() -> None:
         raise SystemExit(
             f"error: {args.data.parent / 'GroundTruth'} not found: the oracle needs synthetic ground truth"
         )
-    # The oracle replaces a rigid deformation, which has no parameters, so the optimiser is unchanged.
     rows = {}
     try:
         rows["learned deformation"] = train_and_score(config, args.data, args.set, oracle=False)
+        # The oracle replaces a rigid deformation, which has no parameters: the optimiser is the same.
         rows["ground-truth deformation"] = train_and_score(config, args.data, [*args.set, "fg_motion=rigid"], True)
     except Lab4dError as error:
         raise SystemExit(f"error: {error}") from None
