@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lab4d_core import __version__
 from lab4d_core.config import (
+    DatasetConfig,
     SynthConfig,
     add_arguments,
     from_dict,
@@ -156,12 +157,29 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--res", type=int, help="with --checkpoint: render resolution (default: the training resolution)"
     )
+    _ray_sampling_arguments(parser, "with --checkpoint: ")
+
+
+def _ray_sampling_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         "--ray-samples",
         type=int,
-        default=32,
-        help="with --checkpoint: samples per ray within the occupied cells it crosses (default: 32)",
+        help=prefix + "stratified samples per ray within the occupied cells (default: the training's num_samples)",
     )
+    parser.add_argument(
+        "--importance-samples",
+        type=int,
+        help=prefix + "extra samples per ray drawn near the surface (default: the training's num_importance)",
+    )
+
+
+def _ray_sampling(args: argparse.Namespace, cfg: DatasetConfig) -> tuple[int, int]:
+    """(stratified, importance) samples per ray: the flags, else as the model was trained."""
+    samples = cfg.train.num_samples if args.ray_samples is None else args.ray_samples
+    importance = cfg.train.num_importance if args.importance_samples is None else args.importance_samples
+    if samples < 1 or importance < 0:
+        raise Lab4dError(f"--ray-samples {samples} / --importance-samples {importance}: need >= 1 and >= 0")
+    return samples, importance
 
 
 @command(
@@ -212,7 +230,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
         model, cfg, database = load_model(args.checkpoint, args.data, select_device())
         res = args.res or cfg.train.train_res
-        results["views"] = evaluate_training_views(model, database, cfg.train.data_prefix, res, args.ray_samples)
+        samples, importance = _ray_sampling(args, cfg)
+        results["views"] = evaluate_training_views(
+            model, database, cfg.train.data_prefix, res, samples, num_importance=importance
+        )
     if not results:
         raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
@@ -294,9 +315,7 @@ def _render_arguments(parser: argparse.ArgumentParser) -> None:
         "--render_res", type=int, default=128, help="pixels per side of each panel (even; default: 128)"
     )
     parser.add_argument("--num_frames", type=int, help="frames to render, evenly over the video (default: all)")
-    parser.add_argument(
-        "--ray-samples", type=int, default=16, help="samples per ray within the occupied cells (default: 16)"
-    )
+    _ray_sampling_arguments(parser)
 
 
 @command(
@@ -311,9 +330,9 @@ def _render(args: argparse.Namespace) -> None:
     viewpoint = parse_viewpoint(args.viewpoint)
     if args.render_res < 2 or args.render_res % 2:
         raise Lab4dError(f"--render_res {args.render_res}: H.264 needs an even size, e.g. 128")
-    model, _, database = load_model(args.checkpoint, args.data, select_device(args.device))
+    model, cfg, database = load_model(args.checkpoint, args.data, select_device(args.device))
     frames = video_frames(database, args.inst_id, args.num_frames, args.freeze_id)
-    images = render_panels(model, database, frames, viewpoint, args.render_res, args.ray_samples)
+    images = render_panels(model, database, frames, viewpoint, args.render_res, *_ray_sampling(args, cfg))
     count = write_video(args.out, images, len(frames[0]))
     print(
         f"wrote {args.out}: {count} frames of {args.render_res}x{args.render_res} x 5 panels, viewpoint {viewpoint.name}"

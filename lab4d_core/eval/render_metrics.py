@@ -25,8 +25,10 @@ def evaluate_training_views(
     res: int,
     num_samples: int,
     frames_per_video: int | None = None,
+    num_importance: int = 0,
 ) -> dict:
-    """Mask IoU and masked PSNR per video and overall (means over frames)."""
+    """Mask IoU and masked PSNR per video and overall (means over frames); rays take ``num_samples``
+    stratified samples plus ``num_importance`` drawn from their weights, as in training."""
     train_res = database.videos[0].resolution
     centres = pixel_grid(res, train_res)
     nearest = np.clip(np.rint(centres).astype(int), 0, train_res - 1)
@@ -40,7 +42,7 @@ def evaluate_training_views(
         masks, rgbs = video.array("mask", prefix), video.array("rgb", prefix)
         ious, psnrs = [], []
         for f in tqdm(frames, desc=f"evaluate {video.seqname}", unit="frame", leave=False):
-            out = model.render_pixels(int(offsets[v] + f), xy, num_samples)
+            out = model.render_pixels(int(offsets[v] + f), xy, num_samples, num_importance)
             gt_mask = np.asarray(masks[f, nearest[:, 1], nearest[:, 0], 0]).reshape(res, res)
             gt_rgb = np.asarray(rgbs[f, nearest[:, 1], nearest[:, 0]], dtype=np.float64).reshape(res, res, 3)
             pred_mask = out["opacity"].numpy().reshape(res, res) > 0.5

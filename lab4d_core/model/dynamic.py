@@ -234,14 +234,12 @@ class DynamicModel(nn.Module):
         frame_of_ray = frame[ray_frame]
         depths = stratified_depths(near, far, num_samples, _rays_or_none(noise.get("stratified"), rays))
         if num_importance > 0:
-            with torch.no_grad():
-                coarse = self._shade(depths, directions, *pose, frame_of_ray, far)
+            coarse = self._coarse_weights(depths, directions, *pose, frame_of_ray, far)
             uniform = _rays_or_none(noise.get("importance"), rays)
-            fine = importance_depths(depths, coarse["weights"], num_importance, uniform)
+            fine = importance_depths(depths, coarse, num_importance, uniform)
             depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
         shaded = self._shade(depths, directions, *pose, frame_of_ray, far)
         out = {"hit": hit, "ray_index": ray_index, "samples": shaded.pop("samples"), "intrinsics": intrinsics}
-        shaded.pop("weights")
         for key, value in shaded.items():
             full = value.new_zeros((n * k, *value.shape[1:]))
             out[key] = full.index_copy(0, ray_index, value).reshape(n, k, *value.shape[1:])
@@ -313,18 +311,28 @@ class DynamicModel(nn.Module):
         grid = torch.nn.functional.max_pool3d(grid, 3, stride=1, padding=1) > 0
         return {"lo": lo, "hi": hi, "grid": grid.view(-1, resolution, resolution, resolution)}
 
-    def _shade(self, depths, directions, rotation, translation, frame, far) -> dict[str, Tensor]:
-        """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames (M,)."""
-        inst = self.instance(frame)
+    def _canonical_samples(self, depths, directions, rotation, translation, frame) -> Tensor:
+        """(M, S, 3) canonical points at depths (M, S) along directions (M, 3) of frames (M,)."""
         points_cam = directions[:, None, :] * depths[..., None]
         # Row-vector form of R^T (p - t): camera -> object coordinates.
         points_obj = (points_cam - translation[:, None]) @ rotation
-        canonical = self.deform.warp_to_canonical(points_obj, frame, inst)
+        return self.deform.warp_to_canonical(points_obj, frame, self.instance(frame))
+
+    @torch.no_grad()
+    def _coarse_weights(self, depths, directions, rotation, translation, frame, far) -> Tensor:
+        """(M, S) volume-rendering weights that place the importance samples; no colour is needed."""
+        canonical = self._canonical_samples(depths, directions, rotation, translation, frame)
+        sdf = self.field.sdf(canonical, self.instance(frame)[:, None])
+        return volsdf_weights(self.field.density(sdf), depths, far)
+
+    def _shade(self, depths, directions, rotation, translation, frame, far) -> dict[str, Tensor]:
+        """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames (M,)."""
+        inst = self.instance(frame)
+        canonical = self._canonical_samples(depths, directions, rotation, translation, frame)
         field = self.field(canonical, inst[:, None], frame[:, None])
         weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
         return {
-            "weights": weights,
             "opacity": opacity,
             "rgb": composite(weights, field["rgb"]),
             "depth": (weights * depths).sum(-1) / opacity.clamp(min=1e-6),

@@ -67,14 +67,16 @@ def render_panels(
     viewpoint: Viewpoint,
     res: int,
     num_samples: int = 16,
+    num_importance: int = 0,
 ) -> Iterator[np.ndarray]:
-    """(res, 5 res, 3) uint8 images, one per rendered frame of ``frames`` (from :func:`video_frames`)."""
+    """(res, 5 res, 3) uint8 images, one per rendered frame of ``frames`` (from :func:`video_frames`);
+    rays take ``num_samples`` stratified samples plus ``num_importance`` drawn from their weights."""
     shapes, camera_frames = frames
     cameras, xy = view_cameras(model, camera_frames, viewpoint, res, database.resolution)
     scale = float(model.field.scale)
     for t in range(len(shapes)):
         camera = Camera(cameras.rotation[t : t + 1], cameras.translation[t : t + 1], cameras.intrinsics[t : t + 1])
-        out = model.render_pixels(int(shapes[t]), xy, num_samples, camera=camera)
+        out = model.render_pixels(int(shapes[t]), xy, num_samples, num_importance, camera=camera)
         opacity = out["opacity"].numpy().reshape(res, res)
         mask = opacity > 0.5
         depth = out["depth"].numpy().reshape(res, res)

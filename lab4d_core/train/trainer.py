@@ -315,13 +315,16 @@ class Trainer:
 
     def _log_images(self, writer) -> None:
         """Renders at ``eval_res`` of the first frame of up to three videos: ground truth | rgb | opacity."""
-        res, array_res, prefix = self.cfg.train.eval_res, self.database.resolution, self.cfg.train.data_prefix
+        train = self.cfg.train
+        res, array_res, prefix = train.eval_res, self.database.resolution, train.data_prefix
         centres = pixel_grid(res, array_res)
         nearest = np.clip(np.rint(centres).astype(int), 0, array_res - 1)
         xy = torch.as_tensor(centres, dtype=torch.float32)
         rows = []
         for v, video in enumerate(self.database.videos[:3]):
-            out = self.model.render_pixels(int(self.database.frame_offset[v]), xy)
+            out = self.model.render_pixels(
+                int(self.database.frame_offset[v]), xy, train.num_samples, train.num_importance
+            )
             truth = np.asarray(video.array("rgb", prefix)[0, nearest[:, 1], nearest[:, 0]], dtype=np.float32)
             opacity = out["opacity"].numpy()[:, None].repeat(3, 1)
             rows.append(np.concatenate([x.reshape(res, res, 3) for x in (truth, out["rgb"].numpy(), opacity)], 1))

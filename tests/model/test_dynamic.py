@@ -55,3 +55,20 @@ def test_rays_that_miss_every_box_render_empty(scene, motion):
         out = model.render_rays(torch.tensor([0]), far_away, 16, 8)
     assert not out["hit"].any() and out["samples"].shape == (0, 16 + 8, 3)
     assert torch.all(out["opacity"] == 0) and torch.all(out["rgb"] == 0)
+
+
+@pytest.mark.parametrize("motion", ["rigid", "bob"])
+def test_importance_samples_bring_a_coarse_render_to_the_dense_one(scene, motion):
+    model = _model(scene, motion)
+    model.update_proxy()
+    xy = torch.as_tensor(pixel_grid(32, scene[1]), dtype=torch.float32)
+    with torch.no_grad():
+        dense = model.render_rays(torch.tensor([3]), xy[None], 256)
+    inside = dense["opacity"][0] > 0.99
+
+    def depth_error(samples: int, importance: int) -> float:
+        depth = model.render_pixels(3, xy, samples, importance)["depth"]
+        return float((depth - dense["depth"][0])[inside].abs().mean())
+
+    assert depth_error(8, 8) < 0.5 * depth_error(8, 0)
+    assert depth_error(8, 8) < depth_error(16, 0)  # as many shaded samples, half of them placed by the first pass

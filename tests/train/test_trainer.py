@@ -128,6 +128,25 @@ def test_evaluate_checkpoint_scores_every_training_frame(tiny_quad, tmp_path):
     assert 0.0 <= views["mask_iou"] <= 1.0 and views["resolution"] == 16
 
 
+def test_evaluate_renders_with_the_training_samples_unless_told(tiny_quad, tmp_path, monkeypatch):
+    # The initial soft sphere, kept by tiny steps: its render depends on how rays are sampled.
+    monkeypatch.setitem(TINY_MODEL, "init_beta", 0.1)
+    _trainer(
+        tiny_quad, tmp_path / "train", num_samples=6, num_importance=3, learning_rate=1e-6, explicit_lr=1e-6
+    ).train()
+    common = ["evaluate", "--checkpoint", str(tmp_path / "train" / "ckpt_final.pth"), "--data",
+              str(tiny_quad / "manifest.json"), "--res", "16"]  # fmt: skip
+
+    def views(*flags: str) -> dict:
+        out = tmp_path / f"metrics{len(flags)}{''.join(flags)}.json"
+        assert main([*common, *flags, "--out", str(out)]) == 0
+        return json.loads(out.read_text())["views"]
+
+    as_trained = views()
+    assert as_trained == views("--ray-samples", "6", "--importance-samples", "3")
+    assert as_trained != views("--ray-samples", "2", "--importance-samples", "0")
+
+
 def test_a_rerun_with_another_config_starts_over_and_keeps_the_old_run(tiny_quad, tmp_path):
     first = _trainer(tiny_quad, tmp_path / "run")
     first.train()

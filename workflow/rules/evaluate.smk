@@ -1,7 +1,6 @@
 # Evaluate stage, for datasets with ground truth (synthetic ones): mask IoU and masked PSNR of
 # every training view, and the exported meshes of video 0 against the true ones (Sim(3), surface samples).
-# Views are rendered with 16 samples per ray, as in training: on demo-quad that is within 0.001 IoU
-# and 0.1 dB of 32 samples (the CLI's default) in half the time.
+# Views are rendered with the training's samples per ray (the CLI's default).
 
 
 rule evaluate:
@@ -27,5 +26,5 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} --ray-samples 16 "
+        "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} "
         "--pred-meshes {params.meshes} --gt {params.gt} --points surface --out {output} > {log} 2>&1"
