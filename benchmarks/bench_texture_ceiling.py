@@ -93,7 +93,9 @@ def train_and_score(config: Path, manifest: Path, overrides: list[str], oracle: 
         seconds = time.perf_counter() - start
         run.model.eval()
         train = run.cfg.train  # train_res resolved from the dataset
-        views = evaluate_training_views(run.model, run.database, train.data_prefix, train.train_res, 16, 12)
+        views = evaluate_training_views(
+            run.model, run.database, train.data_prefix, train.train_res, train.num_samples, 12, train.num_importance
+        )
     return {"seconds": seconds, "steps": run.total_steps, "mask_iou": views["mask_iou"], "psnr": views["psnr"]}
 
 

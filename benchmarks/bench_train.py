@@ -104,8 +104,15 @@ def quality_over_time(config: Path, manifest: Path, minutes: list[float], frames
                 run.train_step()
             trained += time.perf_counter() - start
             run.model.eval()
+            train = run.cfg.train
             views = evaluate_training_views(
-                run.model, run.database, run.cfg.train.data_prefix, res, 32, frames_per_video
+                run.model,
+                run.database,
+                train.data_prefix,
+                res,
+                train.num_samples,
+                frames_per_video,
+                train.num_importance,
             )
             run.model.train()
             rows.append({"minutes": budget, "seconds": trained, "step": run.step, "of_steps": run.total_steps, **views})
