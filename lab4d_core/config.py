@@ -279,6 +279,9 @@ class ModelConfig:
     """Initial size (standard deviation) of the Gaussian bones, relative to the object's radius."""
     init_beta: float = 0.1
     """Initial VolSDF beta, relative to the object's radius (lab4d: 0.1 for an object of radius ~1)."""
+    shading: Literal["none", "sh"] = "none"
+    """Shade each ray's colour by its posed surface normal under a learned light per video (sh: order-2 spherical
+    harmonics), so the canonical colour is an albedo that holds as limbs turn in a fixed light; none: as lab4d."""
 
 
 @dataclass
@@ -292,6 +295,10 @@ class TrainConfig:
     """Peak learning rate of the one-cycle schedule of the networks (and of the hash grids, times grid_lr_mult)."""
     explicit_lr: float | None = None
     """Peak learning rate of explicit parameters (poses, intrinsics, beta, scale, bones); default 10x learning_rate, as in lab4d."""
+    beta_anneal: float = 1.0
+    """Factor that scales VolSDF's learned beta down, log-linearly over the second half of training (1: off, as in
+    lab4d). The density's surface is about 3 beta thick: in a short run, where beta is never learned down far,
+    thin parts stay semi-transparent and silhouettes soft."""
     grid_lr_mult: float = 1.0
     """Learning rate of hash-grid tables relative to learning_rate (Instant-NGP trains its tables faster than its MLPs;
     each table entry sees few gradients per step)."""
@@ -342,6 +349,10 @@ class TrainConfig:
     """Resolution of the renders logged to TensorBoard after each round."""
     seed: int = 0
     """Seed of initialisation and sampling."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.beta_anneal <= 1.0:
+            raise ValueError(f"beta_anneal must be in (0, 1] (1: off), got {self.beta_anneal}")
 
 
 @dataclass

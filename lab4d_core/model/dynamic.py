@@ -2,7 +2,8 @@
 
 A pixel ray of frame t is cast in camera coordinates, moved into the object's
 frame by the inverse root pose, into canonical space by the deformation's
-backward warp, and shaded by the canonical SDF field (VolSDF). Flow is
+backward warp, and shaded by the canonical SDF field (VolSDF); optionally its colour is
+lit by the posed surface normal under a learned light per video (``shading: sh``). Flow is
 predicted by carrying the ray's expected canonical point forward to the
 partner frame and projecting it with that frame's camera.
 """
@@ -20,7 +21,7 @@ from lab4d_core.config import ModelConfig
 from lab4d_core.data.database import Database
 from lab4d_core.model.deform import build_deformation
 from lab4d_core.model.encodings import HashGridEncoding
-from lab4d_core.model.field import NeuralSDF
+from lab4d_core.model.field import OUTSIDE_SDF, NeuralSDF
 from lab4d_core.model.pose import Intrinsics, RootPose
 from lab4d_core.model.render import (
     box_bounds,
@@ -32,6 +33,7 @@ from lab4d_core.model.render import (
     stratified_depths,
     volsdf_weights,
 )
+from lab4d_core.model.shading import SphericalHarmonicShading
 from lab4d_core.model.time import FrameInfo
 
 
@@ -170,6 +172,7 @@ class DynamicModel(nn.Module):
                 else {}
             ),
         )
+        self.shading = SphericalHarmonicShading(info.num_videos) if cfg.shading == "sh" else None
         self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32), scale=radius)
         self.intrinsics = Intrinsics(
             torch.as_tensor(scene.ks, dtype=torch.float32),
@@ -332,13 +335,35 @@ class DynamicModel(nn.Module):
         field = self.field(canonical, inst[:, None], frame[:, None])
         weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
+        rgb = composite(weights, field["rgb"])
+        depth = (weights * depths).sum(-1) / opacity.clamp(min=1e-6)
+        if self.shading is not None:
+            surface = (((directions * depth[:, None] - translation)[:, None]) @ rotation).squeeze(1)
+            rgb = rgb * self.shading(self._posed_normal(surface, frame), self.video_of_frame[frame])[:, None]
         return {
             "opacity": opacity,
-            "rgb": composite(weights, field["rgb"]),
-            "depth": (weights * depths).sum(-1) / opacity.clamp(min=1e-6),
+            "rgb": rgb,
+            "depth": depth,
             "canonical": composite(weights, canonical) / opacity.clamp(min=1e-6)[..., None],
             "samples": canonical,
         }
+
+    @torch.no_grad()
+    def _posed_normal(self, points: Tensor, frame: Tensor) -> Tensor:
+        """(M, 3) unit normals at points (M, 3, object coordinates) of frames (M,): central differences of the
+        canonical SDF through the backward warp; zero where the stencil leaves the field's bound.
+
+        The step spans a cell of the finest hash level, so the normal follows the surface rather than the
+        grid's trilinear facets.
+        """
+        inst = self.instance(frame)
+        eps = float(self.bound) / 128.0
+        offsets = torch.cat([torch.eye(3, device=points.device), -torch.eye(3, device=points.device)]) * eps
+        canonical = self.deform.warp_to_canonical(points[:, None] + offsets, frame, inst)
+        sdf = self.field.sdf(canonical, inst[:, None])
+        gradient = sdf[:, :3] - sdf[:, 3:]
+        valid = (sdf < OUTSIDE_SDF).all(-1, keepdim=True)
+        return torch.nn.functional.normalize(gradient, dim=-1) * valid
 
     def proxy_sphere(self, frame: Tensor) -> tuple[Tensor, Tensor]:
         """Centres (N, 3, object coordinates) and radii (N,) of the spheres around frames' proxy boxes."""
@@ -411,8 +436,9 @@ PROXY_POINTS = 4096
 PROXY_MARGIN = 0.15
 """Proxy boxes reach this far (relative to the object's radius) beyond the current shape."""
 
-_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation"}
-"""Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales."""
+_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation", "light"}
+"""Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales,
+and the videos' lights."""
 
 
 def _rays_or_none(values: Tensor | None, select) -> Tensor | None:

@@ -92,6 +92,8 @@ class NeuralSDF(nn.Module):
         )
         self.log_scale = nn.Parameter(torch.tensor(math.log(bound)))
         self.log_beta = nn.Parameter(torch.tensor(math.log(init_beta)))
+        # Set by the training schedule (beta_anneal); a buffer, so a checkpoint renders with the beta it ended on.
+        self.register_buffer("beta_factor", torch.tensor(1.0))
         if init_steps > 0:
             self.init_sphere(0.25 * bound if init_radius is None else init_radius, init_steps)
 
@@ -110,7 +112,7 @@ class NeuralSDF(nn.Module):
 
     @property
     def beta(self) -> torch.Tensor:
-        return self.log_beta.exp().clamp_min(MIN_BETA)
+        return (self.log_beta.exp() * self.beta_factor).clamp_min(MIN_BETA)
 
     @staticmethod
     def _code(table: nn.Embedding, index: torch.Tensor | None) -> torch.Tensor:

@@ -21,5 +21,7 @@ def load_model(checkpoint: Path, manifest: Path, device: torch.device) -> tuple[
     database = Database(data.root, data.collection, cfg.train.train_res, (cfg.train.data_prefix,))
     # Building the field pre-fits a sphere that the checkpoint overwrites; skip that work.
     model = DynamicModel(cfg.model, SceneInfo.from_database(database, cfg.train.data_prefix), init_field=False)
+    # Checkpoints from before beta annealing rendered with the learned beta alone.
+    state["model"].setdefault("field.beta_factor", torch.ones(()))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, database

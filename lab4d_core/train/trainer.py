@@ -167,6 +167,7 @@ class Trainer:
         """Loss terms of this rank's share of the batch, and how many ray samples it shaded."""
         train, model = self.cfg.train, self.model
         model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
+        model.field.beta_factor.fill_(log_linear(progress, 1.0, train.beta_anneal, 0.5, 1.0))
         noise = self._noise(batch["xy"].shape[1])
         out = model.render_rays(
             batch["frame"],

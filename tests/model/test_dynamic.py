@@ -72,3 +72,31 @@ def test_importance_samples_bring_a_coarse_render_to_the_dense_one(scene, motion
 
     assert depth_error(8, 8) < 0.5 * depth_error(8, 0)
     assert depth_error(8, 8) < depth_error(16, 0)  # as many shaded samples, half of them placed by the first pass
+
+
+def test_posed_normals_follow_the_backward_warp(scene):
+    model = _model(scene, "rigid")
+    shift = torch.tensor([0.3, -0.2, 0.1]) * scene[0].object_radius
+    model.deform.warp_to_canonical = lambda points, frame, inst: points - shift
+    radius = 0.6 * scene[0].object_radius  # the initial sphere, moved by the warp to ``shift``
+    directions = torch.nn.functional.normalize(torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
+    normals = model._posed_normal(shift + radius * directions, torch.zeros(64, dtype=torch.long))
+    cosine = (normals * directions).sum(-1)
+    assert float(cosine.min()) > 0.98
+    far_outside = torch.full((1, 3), 10.0 * float(model.bound))
+    assert torch.equal(model._posed_normal(far_outside, torch.zeros(1, dtype=torch.long)), torch.zeros(1, 3))
+
+
+def test_shading_scales_the_colour_of_its_own_videos_frames(scene):
+    torch.manual_seed(0)
+    model = DynamicModel(ModelConfig(fg_motion="rigid", shading="sh", **SMALL), scene[0])
+    model.update_proxy()
+    xy = torch.as_tensor(pixel_grid(16, scene[1]), dtype=torch.float32)
+    first = int(model.video_of_frame.tolist().index(1))
+    before = [model.render_pixels(f, xy, 16)["rgb"] for f in (0, first)]
+    with torch.no_grad():
+        model.shading.light[1, 0] = -0.5  # video 1 at half brightness
+    after = [model.render_pixels(f, xy, 16)["rgb"] for f in (0, first)]
+    assert float(before[1].max()) > 0.1
+    torch.testing.assert_close(after[0], before[0])
+    torch.testing.assert_close(after[1], 0.5 * before[1])

@@ -13,6 +13,7 @@ import yaml
 
 from lab4d_core.cli import main
 from lab4d_core.data.manifest import read_manifest
+from lab4d_core.model.loading import load_model
 from lab4d_core.train.losses import mask_loss
 from lab4d_core.train.presets import resolve
 from lab4d_core.train.trainer import Trainer
@@ -182,3 +183,12 @@ def test_frozen_intrinsics_stay_at_the_datasets_ks_while_the_cameras_train(tiny_
     trainer.train()
     torch.testing.assert_close(trainer.model.intrinsics.raw(), intrinsics, atol=0, rtol=0)
     assert trainer.model.root.residual.abs().max() > 0  # the root poses still learn
+
+
+def test_beta_anneals_over_the_second_half_and_the_checkpoint_renders_with_it(tiny_quad, tmp_path):
+    trainer = _trainer(tiny_quad, tmp_path, beta_anneal=0.25)
+    trainer.train()
+    last_progress = (trainer.total_steps - 1) / trainer.total_steps
+    assert float(trainer.model.field.beta_factor) == pytest.approx(0.25 ** ((last_progress - 0.5) / 0.5))
+    model, _, _ = load_model(tmp_path / "ckpt_final.pth", tiny_quad / "manifest.json", torch.device("cpu"))
+    assert float(model.field.beta) == pytest.approx(float(trainer.model.field.beta))
