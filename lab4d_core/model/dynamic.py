@@ -353,8 +353,8 @@ class DynamicModel(nn.Module):
         """(M, 3) unit normals at points (M, 3, object coordinates) of frames (M,): central differences of the
         canonical SDF through the backward warp; zero where the stencil leaves the field's bound.
 
-        The step spans a cell of the finest hash level, so the normal follows the surface rather than the
-        grid's trilinear facets.
+        The step, bound / 128, is a cell of the cpu preset's finest hash level: the normal follows the
+        surface, not the trilinear facets within cells.
         """
         inst = self.instance(frame)
         eps = float(self.bound) / 128.0
