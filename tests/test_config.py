@@ -39,6 +39,8 @@ def test_types_and_choices_are_checked():
     with pytest.raises(Lab4dError, match="exactly one of synthetic, path"):
         from_dict(DatasetConfig, {"source": {}})
     assert from_dict(SynthConfig, {"focal": 2}).focal == 2.0
+    with pytest.raises(Lab4dError, match=r"beta_anneal must be in \(0, 1\]"):
+        from_dict(DatasetConfig, {"source": {"path": "x"}, "train": {"beta_anneal": 2.0}})
 
 
 def test_valid_yaml_round_trips(tmp_path):

@@ -357,9 +357,7 @@ class DynamicModel(nn.Module):
         surface, not the trilinear facets within cells.
         """
         inst = self.instance(frame)
-        eps = float(self.bound) / 128.0
-        offsets = torch.cat([torch.eye(3, device=points.device), -torch.eye(3, device=points.device)]) * eps
-        canonical = self.deform.warp_to_canonical(points[:, None] + offsets, frame, inst)
+        canonical = self.deform.warp_to_canonical(_central_stencil(points, float(self.bound) / 128.0), frame, inst)
         sdf = self.field.sdf(canonical, inst[:, None])
         gradient = sdf[:, :3] - sdf[:, 3:]
         valid = (sdf < OUTSIDE_SDF).all(-1, keepdim=True)
@@ -424,8 +422,7 @@ class DynamicModel(nn.Module):
         outside value, so such points are marked invalid rather than trusted.
         """
         eps = float(self.bound) / 256.0
-        offsets = torch.eye(3, dtype=points.dtype, device=points.device) * eps
-        stacked = torch.cat([points[..., None, :] + offsets, points[..., None, :] - offsets], dim=-2)
+        stacked = _central_stencil(points, eps)
         sdf = self.field.sdf(stacked, inst[..., None])
         valid = (stacked.abs() <= self.field.scale.detach()).all(-1).all(-1)
         return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps), valid
@@ -439,6 +436,12 @@ PROXY_MARGIN = 0.15
 _EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation", "light"}
 """Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales,
 and the videos' lights."""
+
+
+def _central_stencil(points: Tensor, eps: float) -> Tensor:
+    """(..., 6, 3): points (..., 3) moved by +eps along x, y, z, then by -eps, for central differences."""
+    offsets = torch.eye(3, dtype=points.dtype, device=points.device) * eps
+    return torch.cat([points[..., None, :] + offsets, points[..., None, :] - offsets], dim=-2)
 
 
 def _rays_or_none(values: Tensor | None, select) -> Tensor | None:
