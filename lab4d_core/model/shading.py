@@ -17,9 +17,14 @@ SH_BASIS_SIZE = 9
 
 
 def sh_basis(normal: Tensor) -> Tensor:
-    """(..., 3) unit normals -> (..., 9) real spherical harmonics up to order 2 (unnormalised)."""
+    """(..., 3) unit normals -> (..., 9) real spherical harmonics up to order 2 (unnormalised).
+
+    The zonal term is written 2z^2 - x^2 - y^2 (= 3z^2 - 1 on the sphere) so that a zero normal, which
+    stands for an unknown one, has every term but the constant at zero: it gets the mean shade.
+    """
     x, y, z = normal.unbind(-1)
-    return torch.stack([torch.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, 3 * z * z - 1], dim=-1)
+    zonal = 2 * z * z - x * x - y * y
+    return torch.stack([torch.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, zonal], dim=-1)
 
 
 class SphericalHarmonicShading(nn.Module):
@@ -31,8 +36,4 @@ class SphericalHarmonicShading(nn.Module):
 
     def forward(self, normal: Tensor, video: Tensor) -> Tensor:
         """(...,) shade of (..., 3) normals (zero where unknown: they get the mean shade) seen in videos (...,)."""
-        shade = 1.0 + (sh_basis(normal) * self.light[video]).sum(-1)
-        # Zero normals have basis (1, 0, ..., 0, -1): make them see the constant term alone.
-        unknown = normal.abs().sum(-1) == 0
-        shade = torch.where(unknown, 1.0 + self.light[video, 0], shade)
-        return shade.clamp(min=0.05)
+        return (1.0 + (sh_basis(normal) * self.light[video]).sum(-1)).clamp(min=0.05)

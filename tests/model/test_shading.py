@@ -1,5 +1,6 @@
 """Shading by the posed normal: order-2 harmonics hold a fixed light's diffuse shade."""
 
+import pytest
 import torch
 
 from lab4d_core.model.shading import SphericalHarmonicShading, sh_basis
@@ -32,5 +33,8 @@ def test_each_video_shades_with_its_own_light_and_starts_unshaded():
     shade = shading(normals, video)
     torch.testing.assert_close(shade[video == 0], torch.ones(4))
     torch.testing.assert_close(shade[video == 1], 1 + 0.25 * normals[video == 1, 2])
-    # An unknown normal (zero) gets the constant term alone.
+    # An unknown normal (zero) gets the constant term alone, whatever the other terms.
     assert float(shading(torch.zeros(1, 3), torch.tensor([1]))) == 1.0
+    with torch.no_grad():
+        shading.light[1] = 0.1
+    assert float(shading(torch.zeros(1, 3), torch.tensor([1]))) == pytest.approx(1.1)
