@@ -151,7 +151,9 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt-rgb", type=Path, help="ground-truth frames for masked PSNR (.npy or folder); masked by --gt-masks"
     )
     parser.add_argument(
-        "--checkpoint", type=Path, help="trained model: render every training frame, score masks and colour"
+        "--checkpoint",
+        type=Path,
+        help="trained model: render every training frame, score masks and colour, and its consistency across views",
     )
     parser.add_argument("--data", type=Path, help="with --checkpoint: the dataset manifest (data/<name>/manifest.json)")
     parser.add_argument(
@@ -183,7 +185,9 @@ def _ray_sampling(args: argparse.Namespace, cfg: DatasetConfig) -> tuple[int, in
 
 
 @command(
-    "evaluate", "metrics against ground truth: Chamfer/F-score of meshes, mask IoU, masked PSNR", _evaluate_arguments
+    "evaluate",
+    "metrics against ground truth (Chamfer/F-score of meshes, mask IoU, masked PSNR) and a model's consistency across views",
+    _evaluate_arguments,
 )
 def _evaluate(args: argparse.Namespace) -> None:
     from lab4d_core.eval.evaluate import (
@@ -196,6 +200,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from lab4d_core.utils.images import as_mask, as_rgb, load_stack
 
     results: dict = {}
+    warnings: list[str] = []
     if (args.pred_meshes is None) != (args.gt is None):
         raise Lab4dError("mesh evaluation needs both --pred-meshes and --gt")
     if args.pred_meshes is not None:
@@ -224,6 +229,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         if args.data is None:
             raise Lab4dError("--checkpoint needs --data data/<name>/manifest.json")
+        from lab4d_core.eval.consistency import evaluate_consistency
         from lab4d_core.eval.render_metrics import evaluate_training_views
         from lab4d_core.model.loading import load_model
         from lab4d_core.train.distributed import select_device
@@ -234,12 +240,20 @@ def _evaluate(args: argparse.Namespace) -> None:
         results["views"] = evaluate_training_views(
             model, database, cfg.train.data_prefix, res, samples, num_importance=importance
         )
+        results["consistency"] = evaluate_consistency(model, database)
+        warnings = results["consistency"]["warnings"]
     if not results:
         raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
     for kind, values in results.items():
         summary = values.get("mean", values)
-        print(kind, {k: round(v, 4) for k, v in summary.items() if isinstance(v, float)})
+        # Floats and verdicts (consistency's); per-frame lists and sections stay in the file.
+        print(
+            kind,
+            {k: v if isinstance(v, bool) else round(v, 4) for k, v in summary.items() if isinstance(v, float | bool)},
+        )
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out}")
 
 

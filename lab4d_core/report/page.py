@@ -77,11 +77,14 @@ def _inline_script(path: Path) -> str:
     return script.replace("</script", "<\\/script")
 
 
-def _metrics_section(path: Path) -> str:
+def _load_metrics(path: Path) -> dict:
     try:
-        metrics = json.loads(_read(path))
+        return json.loads(_read(path))
     except json.JSONDecodeError as error:
         raise Lab4dError(f"{path}: not valid JSON ({error}); rerun `lab4d evaluate`") from None
+
+
+def _metrics_section(metrics: dict, path: Path) -> str:
     parts = []
     views = metrics.get("views")
     if views:
@@ -114,9 +117,52 @@ def _metrics_section(path: Path) -> str:
             f"{html.escape(str(meshes.get('points')))} samples, mean over frames)</h3>"
             f"<table><tr><th>metric</th><th>value</th></tr>{body}</table>"
         )
+    consistency = metrics.get("consistency")
+    if consistency:
+        parts.append(_consistency_table(consistency))
     if not parts:
-        raise Lab4dError(f"{path}: neither 'views' nor 'meshes' metrics; rerun `lab4d evaluate`")
+        raise Lab4dError(f"{path}: no 'views', 'meshes' or 'consistency' metrics; rerun `lab4d evaluate`")
     return "".join(parts)
+
+
+def _consistency_table(consistency: dict) -> str:
+    """Per video and overall: how far the deformation turns the body, how alike nearby frames' shapes
+    are, and the verdict (see :mod:`lab4d_core.eval.consistency`)."""
+    limits = consistency["limits"]
+    rows = [*consistency["videos"].items(), ("all frames", consistency)]
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_cell(v['deformation_rotation_median'], 1)}</td>"
+        f"<td>{_cell(v['deformation_rotation_p90'], 1)}</td><td>{_cell(v['neighbour_fscore_median'], 3)}</td>"
+        f"<td>{_cell(v['neighbour_fscore_p10'], 3)}</td>"
+        f"<td class={'ok' if v['consistent'] else 'bad'}>{'yes' if v['consistent'] else 'NO'}</td></tr>"
+        for name, v in rows
+    )
+    return (
+        "<h3>Consistency across views (needs no ground truth)</h3>"
+        "<table><tr><th>video</th><th>body rotation by the deformation, median (&deg;)</th>"
+        f"<th>90th percentile (limit {limits['deformation_rotation_p90']:g})</th>"
+        f"<th>neighbour F-score, median</th><th>10th percentile (limit {limits['neighbour_fscore_p10']:g})</th>"
+        f"<th>consistent</th></tr>{body}</table>"
+        "<p class=note>Rest-shape samples carried by the deformation into each frame, before the root pose. "
+        "Rotation: of the best rigid fit from the rest shape, per frame; a healthy model articulates, so its "
+        "body turns a few degrees. Neighbour F-score: between frames a few apart, within "
+        f"{100 * consistency['fscore_fraction']:g}% of the rest shape's largest side; low when the shape jumps.</p>"
+    )
+
+
+def _consistency_banner(metrics: dict) -> str:
+    """A warning at the top of the page naming every inconsistent video, or nothing."""
+    warnings = metrics.get("consistency", {}).get("warnings", [])
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in warnings)
+    return f"<div class=alert role=alert><strong>Inconsistent across views</strong><ul>{items}</ul></div>"
+
+
+def _cell(value: float | None, digits: int) -> str:
+    """A number, or a dash where there is none: a one-frame video has no frame pairs, hence no
+    F-score, and a model without a surface has nothing to score."""
+    return "&ndash;" if value is None else f"{value:.{digits}f}"
 
 
 def build_page(inputs: ReportInputs, out_dir: Path, script: Path | None) -> str:
@@ -144,8 +190,9 @@ def build_page(inputs: ReportInputs, out_dir: Path, script: Path | None) -> str:
             for path in inputs.videos
         )
         sections.append(f"<section><h2>Renders</h2>{clips}</section>")
-    if inputs.metrics is not None:
-        sections.append(f"<section><h2>Metrics</h2>{_metrics_section(inputs.metrics)}</section>")
+    metrics = None if inputs.metrics is None else _load_metrics(inputs.metrics)
+    if metrics is not None:
+        sections.append(f"<section><h2>Metrics</h2>{_metrics_section(metrics, inputs.metrics)}</section>")
     if inputs.curves is not None:
         sections.append(
             f"<section><h2>Training</h2><img class=plot src='{_data_uri(inputs.curves)}' alt='training losses'></section>"
@@ -174,9 +221,11 @@ figure {{ margin: 0 0 1em 0; }} figcaption, .note {{ color: #57606a; font-size: 
 table {{ border-collapse: collapse; margin-bottom: 1em; }}
 td, th {{ border: 1px solid #d0d7de; padding: 0.25em 0.8em; text-align: right; }} td:first-child {{ text-align: left; }}
 .warn {{ background: #fff8c5; padding: 0.6em; }}
+.alert {{ background: #ffebe9; border: 2px solid #cf222e; color: #82071e; padding: 0.6em 1em; margin: 1em 0; }}
+td.ok {{ color: #1a7f37; }} td.bad {{ color: #cf222e; font-weight: bold; }}
 </style>{head_script}</head>
 <body><h1>{title}</h1><p class=sub>lab4d-workflow {__version__}, {stamp}</p>
-{"".join(sections)}
+{_consistency_banner(metrics or {})}{"".join(sections)}
 </body></html>
 """
 

@@ -2,6 +2,7 @@
 drawn by headless Chromium with the model in its 3D viewer."""
 
 import base64
+import html
 import io
 import json
 import os
@@ -13,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.spatial.transform import Rotation
 
 from lab4d_core.errors import Lab4dError
+from lab4d_core.eval.consistency import combine_videos, score_video
 from lab4d_core.export.export import export_video
 from lab4d_core.render.video import write_video
 from lab4d_core.report import page as page_module
@@ -124,6 +127,35 @@ def test_bad_metrics_and_missing_inputs_are_clear_errors(results, tmp_path):
         build_page(bad, tmp_path, None)
     with pytest.raises(Lab4dError, match="missing.mp4: cannot read it"):
         build_page(ReportInputs("x", videos=[tmp_path / "missing.mp4"]), tmp_path, None)
+
+
+def _consistency_metrics(tmp_path: Path, turned: bool) -> Path:
+    """A metrics file with only a consistency section: cat-0000 holds still and, if ``turned``,
+    cat-0001 turns by up to 60 degrees over its frames."""
+    rest = np.random.default_rng(0).normal(size=(300, 3))
+    rotations = Rotation.from_rotvec(np.radians(np.linspace(0, 60, 8))[:, None] * [0.0, 0.0, 1.0]).as_matrix()
+    videos = {"cat-0000": score_video(rest, np.repeat(rest[None], 8, axis=0))}
+    if turned:
+        videos["cat-0001"] = score_video(rest, rest @ rotations.transpose(0, 2, 1))
+    path = tmp_path / f"metrics-{turned}.json"
+    path.write_text(json.dumps({"consistency": combine_videos(videos)}))
+    return path
+
+
+def test_an_inconsistent_video_raises_a_banner_atop_the_page_and_a_consistent_model_none(tmp_path):
+    good = build_page(ReportInputs("x", metrics=_consistency_metrics(tmp_path, False)), tmp_path, None)
+    assert "class=alert" not in good and "Inconsistent" not in good
+    assert "<td>cat-0000</td><td>0.0</td><td>0.0</td><td>1.000</td><td>1.000</td><td class=ok>yes</td>" in good
+    path = _consistency_metrics(tmp_path, True)
+    bad = build_page(ReportInputs("x", metrics=path), tmp_path, None)
+    (warning,) = json.loads(path.read_text())["consistency"]["warnings"]
+    assert warning.startswith(
+        "cat-0001 is inconsistent across views: the deformation turns the whole body by 54.0 degrees"
+    )
+    assert f"<li>{html.escape(warning)}</li>" in bad and "check Cameras/ or train longer" in bad
+    assert bad.index("class=alert") < bad.index("<h2>Metrics</h2>")  # seen before anything else
+    assert "<td>cat-0001</td><td>30.0</td><td>54.0</td>" in bad and "<td class=bad>NO</td>" in bad
+    assert "<td>all frames</td>" in bad and "limit 25" in bad
 
 
 def test_the_makefile_installs_the_viewer_the_page_expects():

@@ -100,6 +100,13 @@ def test_path_source_links_instead_of_synthesizing(tmp_path):
     assert "rule link_database:" in result.stdout
     assert "rule synthesize:" not in result.stdout
     assert f"lab4d link --root {tmp_path / 'downloads'} --collection cat --out data/mine/manifest.json" in result.stdout
+    # Without ground truth, evaluation scores the training views and the model's consistency, and the page shows them.
+    assert "rule evaluate_without_ground_truth:" in result.stdout and "rule evaluate:" not in result.stdout
+    assert (
+        "lab4d evaluate --checkpoint results/mine/train/ckpt_final.pth --data data/mine/manifest.json "
+        "--out results/mine/eval/metrics.json" in result.stdout
+    )
+    assert "--metrics results/mine/eval/metrics.json" in result.stdout
 
 
 def test_committed_schemas_and_config_reference_are_generated():

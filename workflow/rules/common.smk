@@ -121,19 +121,17 @@ def report_inputs(wildcards):
 
 def dataset_results(dataset):
     """What results/{dataset}/report.html shows: video 0's renders and export, the training
-    curves and data preview and, for datasets with ground truth, the metrics."""
+    curves, the data preview and the metrics (against ground truth where there is one)."""
     results = f"results/{dataset}"
-    inputs = {
+    return {
         "reference": f"{results}/reference-0.mp4",
         "turntable": f"{results}/turntable.mp4",
         "glb": f"{results}/export/0/animated.glb",
         "motion": f"{results}/export/0/motion.json",
         "curves": f"{results}/train/curves.png",
         "preview": f"{results}/data-preview.png",
+        "metrics": f"{results}/eval/metrics.json",
     }
-    if dataset in datasets_with_source("synthetic"):
-        inputs["metrics"] = f"{results}/eval/metrics.json"
-    return inputs
 
 
 def final_outputs():

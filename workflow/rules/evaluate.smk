@@ -1,6 +1,8 @@
-# Evaluate stage, for datasets with ground truth (synthetic ones): mask IoU and masked PSNR of
-# every training view, and the exported meshes of video 0 against the true ones (Sim(3), surface samples).
-# Views are rendered with the training's samples per ray (the CLI's default).
+# Evaluate stage: mask IoU and masked PSNR of every training view and the model's consistency
+# across views (how much the deformation turns the body; whether the shape jumps between nearby
+# frames), for every dataset; with ground truth (synthetic datasets), also the exported meshes of
+# video 0 against the true ones (Sim(3), surface samples). Views are rendered with the training's
+# samples per ray (the CLI's default).
 
 
 rule evaluate:
@@ -28,3 +30,26 @@ rule evaluate:
     shell:
         "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} "
         "--pred-meshes {params.meshes} --gt {params.gt} --points surface --out {output} > {log} 2>&1"
+
+
+rule evaluate_without_ground_truth:
+    input:
+        checkpoint="results/{dataset}/train/ckpt_final.pth",
+        manifest="data/{dataset}/manifest.json",
+    output:
+        "results/{dataset}/eval/metrics.json",
+    params:
+        code=code_version(),
+    log:
+        "logs/evaluate/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("path")),
+    threads: 2
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} --out {output} > {log} 2>&1"

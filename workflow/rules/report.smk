@@ -1,5 +1,5 @@
 # Report stage: training curves, then one self-contained page per dataset (videos, the animated
-# glb in a 3D viewer, curves, metrics when ground truth exists, the input preview).
+# glb in a 3D viewer, curves, metrics, the input preview).
 
 
 rule training_curves:
@@ -28,7 +28,6 @@ rule report:
     output:
         "results/{dataset}/report.html",
     params:
-        metrics=lambda wildcards, input: f"--metrics {input.metrics}" if "metrics" in input.keys() else "",
         export=lambda wildcards, input: Path(input.glb).parent,
         # Installing the viewer later reruns the page (which linked the glb without it).
         viewer=viewer_bundle(),
@@ -40,4 +39,4 @@ rule report:
     shell:
         "lab4d report --title {wildcards.dataset} --out {output} --video {input.reference} "
         "--video {input.turntable} --glb {input.glb} --curves {input.curves} --preview {input.preview} "
-        "{params.metrics} --link {params.export} --link {input.motion} > {log} 2>&1"
+        "--metrics {input.metrics} --link {params.export} --link {input.motion} > {log} 2>&1"
