@@ -340,6 +340,15 @@ class TrainConfig:
     """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
     reg_cam_prior_wt: float = 0.1
     """Weight keeping root poses near the dataset's cameras (rotation angle plus translation over the object's size)."""
+    cam_prior_fade: float = 0.3
+    """Fraction of training over which the camera prior fades to zero for videos whose root poses are an
+    estimate: given ones that turn unlike the optical flow, or none (lab4d fades it for all over its first 800
+    of 4000 steps). Held, the prior keeps wrong root poses where they started; faded for right ones, they drift.
+    0 holds it for every video."""
+    reg_root_flow_wt: float = 1.0
+    """Weight keeping each frame-to-frame turn of the root trajectory at the one optical flow and depth measure
+    (a robust rigid fit of the object's pixels; lab4d fits its viewpoint estimates to such pairs before training):
+    unlike the camera prior, it corrects a wrong start instead of holding it. Needs depth maps."""
     freeze_intrinsics: bool = False
     """Keep the intrinsics at the dataset's ks instead of learning them (lab4d's ppr branch): for exact ks, as
     synthetic data has; learned, the focal length drifts, since it trades off against the object's size."""
@@ -353,6 +362,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.beta_anneal <= 1.0:
             raise ValueError(f"beta_anneal must be in (0, 1] (1: off), got {self.beta_anneal}")
+        if not 0.0 <= self.cam_prior_fade <= 1.0:
+            raise ValueError(f"cam_prior_fade must be a fraction of training in [0, 1], got {self.cam_prior_fade}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
-from lab4d_core.export.gltf import OPENCV_TO_GLTF, pose_glb, write_glb
+from lab4d_core.export.gltf import pose_glb, scene_to_camera, write_glb
 from lab4d_core.export.mesh import extract_canonical_mesh
 from lab4d_core.export.motion import posed_vertices, video_motion
 from lab4d_core.model.dynamic import DynamicModel
@@ -69,8 +69,7 @@ def export_video(model: DynamicModel, database: Database, video: int, out: Path,
     write_glb(partial / "animated.glb", mesh.vertices, mesh.faces, mesh.colors, weights, motion)
 
     diagonal = float(np.linalg.norm(np.ptp(posed[0], axis=0)))
-    # The glTF axis flip is its own inverse: it takes the glb's scene back to camera coordinates.
-    skinned = pose_glb(partial / "animated.glb", range(len(posed))) @ OPENCV_TO_GLTF[:3, :3]
+    skinned = scene_to_camera(pose_glb(partial / "animated.glb", range(len(posed))), motion)
     errors = np.linalg.norm(skinned - posed, axis=-1).mean(-1)
     summary = ExportSummary(
         vertices=len(mesh.vertices),

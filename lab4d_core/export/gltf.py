@@ -2,11 +2,15 @@
 
 The file holds the rest mesh with vertex colours, a skin with one joint per bone (the top 4
 skinning weights per vertex, renormalised), and one animation: per frame, the object's root
-motion (``field2cam``) on an ``object`` node and each bone's pose (``t_articulation``) on its
-joint, whose inverse bind matrix is the bone's rest pose. A static parent node turns camera
-coordinates (OpenCV: y down, z forward) into glTF's (y up, z backward), so viewers show the
-object upright. glTF skins blend linearly; the model blends dual quaternions, which the
-exported per-frame meshes follow, so :func:`pose_glb` measures how close the two stay.
+motion on an ``object`` node and each bone's pose (``t_articulation``) on its joint, whose inverse
+bind matrix is the bone's rest pose. The root motion is ``field2cam`` (object -> camera) levelled:
+turned, about the camera, by the smallest rotation that takes the object's up axis to the
+camera's up (:func:`~lab4d_core.geometry.up.levelling_rotations`), so a camera filming from above
+does not tilt the object. A static parent node turns these camera coordinates (OpenCV: y down,
+z forward) into glTF's (y up, z backward), so the object's up axis is glTF's +Y in every frame and
+viewers show it standing upright. glTF skins blend linearly; the model blends dual quaternions,
+which the exported per-frame meshes (camera coordinates) follow, so :func:`pose_glb` and
+:func:`scene_to_camera` measure how close the two stay.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from lab4d_core.export.motion import Motion
+from lab4d_core.geometry.transforms import make_transform
+from lab4d_core.geometry.up import levelling_rotations
 from lab4d_core.utils.io import atomic_write
 
 INFLUENCES = 4
@@ -103,6 +109,22 @@ def _trs(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[:, :3, 3].reshape(*matrices.shape[:-2], 3), quats.reshape(*matrices.shape[:-2], 4)
 
 
+def root_motion(motion: Motion) -> np.ndarray:
+    """(T, 4, 4) the ``object`` node's transform per frame: ``field2cam`` followed by the levelling
+    rotation that takes the object's up axis to the camera's up (-y)."""
+    levels = levelling_rotations(motion.field2cam[:, :3, :3], motion.up_axis)
+    return make_transform(levels) @ motion.field2cam
+
+
+def scene_to_camera(points: np.ndarray, motion: Motion) -> np.ndarray:
+    """(T, V, 3) points of the glb's scene at each frame (e.g. :func:`pose_glb`'s) -> the camera
+    coordinates of that frame, where the exported per-frame meshes are: undoes the axis flip and
+    the levelling."""
+    levels = levelling_rotations(motion.field2cam[:, :3, :3], motion.up_axis)
+    # The flip is its own inverse; row vectors times L are L^T (the inverse levelling) applied.
+    return (points @ OPENCV_TO_GLTF[:3, :3]) @ levels
+
+
 def write_glb(
     path: Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, weights: np.ndarray, motion: Motion
 ) -> None:
@@ -139,11 +161,12 @@ def write_glb(
             channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path_name}})
 
     object_node, first_joint = 2, 3
-    animate(object_node, motion.field2cam)
+    root = root_motion(motion)
+    animate(object_node, root)
     for b in range(num_bones):
         animate(first_joint + b, motion.t_articulation[:, b])
     rest_translation, rest_rotation = _trs(motion.t_articulation[0])
-    root_translation, root_rotation = _trs(motion.field2cam[:1])
+    root_translation, root_rotation = _trs(root[:1])
     nodes = [
         {"name": "opencv_to_gltf", "rotation": [1.0, 0.0, 0.0, 0.0], "children": [object_node]},
         {"name": "mesh", "mesh": 0, "skin": 0},

@@ -3,7 +3,8 @@
 ``motion.json`` keeps lab4d's keys: ``field2cam`` (T, 4, 4) object -> camera per frame and
 ``t_articulation`` (T, B, 4, 4) bone -> object per frame, plus ``t_articulation_rest`` (B, 4, 4),
 the bones at rest, so a canonical point moves with bone b as
-``t_articulation[t, b] @ inv(t_articulation_rest[b])``.
+``t_articulation[t, b] @ inv(t_articulation_rest[b])``; and ``up_axis`` (3,), the object's up
+direction in object coordinates (``DynamicModel.up_axis``), on which the glb stands.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Motion:
     """(T, B, 4, 4) bone -> object transforms."""
     t_articulation_rest: np.ndarray
     """(B, 4, 4) bone -> canonical transforms at rest."""
+    up_axis: np.ndarray
+    """(3,) unit up direction in object coordinates."""
     fps: float = 30.0
 
     def to_json(self) -> dict:
@@ -35,6 +38,7 @@ class Motion:
             "field2cam": _rounded(self.field2cam),
             "t_articulation": _rounded(self.t_articulation),
             "t_articulation_rest": _rounded(self.t_articulation_rest),
+            "up_axis": _rounded(self.up_axis),
         }
 
 
@@ -50,6 +54,7 @@ def video_motion(model: DynamicModel, frames: torch.Tensor, frame_ids: np.ndarra
         field2cam=model.root.matrices(frames).cpu().numpy(),
         t_articulation=model.deform.bone_frames(frames).cpu().numpy(),
         t_articulation_rest=model.deform.bone_frames().cpu().numpy(),
+        up_axis=model.up_axis.cpu().numpy(),
     )
 
 

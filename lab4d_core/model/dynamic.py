@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from lab4d_core.config import ModelConfig
 from lab4d_core.data.database import Database
+from lab4d_core.geometry.up import estimate_up_axis
 from lab4d_core.model.deform import build_deformation
 from lab4d_core.model.encodings import HashGridEncoding
 from lab4d_core.model.field import OUTSIDE_SDF, NeuralSDF
@@ -35,6 +36,7 @@ from lab4d_core.model.render import (
 )
 from lab4d_core.model.shading import SphericalHarmonicShading
 from lab4d_core.model.time import FrameInfo
+from lab4d_core.preprocess.root_poses import RootPoseInit, align_headings, initial_root_poses, normalised_silhouettes
 
 
 class Camera(NamedTuple):
@@ -59,17 +61,28 @@ class SceneInfo:
     """(F, 4, 4) initial object-to-camera poses."""
     object_radius: float
     """Rough object radius in scene units, from mask areas and camera distances."""
+    root_pose_sources: list[str]
+    """Per video, where the initial root poses came from (``lab4d_core.preprocess.root_poses``)."""
+    root_pose_estimated: list[bool]
+    """Per video, whether its initial root poses are only an estimate, whose prior fades in training."""
+    pair_rotations: np.ndarray
+    """(F, 3, 3) the object's rotation (camera coordinates) from each frame to the next of its video, measured
+    by optical flow and depth (``lab4d_core.preprocess.root_poses.relative_rotations``)."""
+    pair_valid: np.ndarray
+    """(F,) bool: whether frame f's pair was measured (never for a video's last frame, nor without depth maps)."""
 
     @classmethod
     def from_database(cls, database: Database, prefix: str) -> SceneInfo:
-        crop2raw, poses, radii = [], [], []
+        crop2raw, inits, silhouettes = [], [], []
         for video in database.videos:
             c2r = np.asarray(video.array("crop2raw", prefix), dtype=np.float64)
-            camera = video.camera("01-canonical")
-            pose = _poses_from_masks(video, prefix, c2r) if camera is None else np.asarray(camera, np.float64)
             crop2raw.append(c2r)
-            poses.append(pose)
-            radii.append(_radius_from_masks(video, prefix, c2r, pose))
+            inits.append(initial_root_poses(video, prefix, c2r))
+            silhouettes.append(normalised_silhouettes(video, prefix, c2r))
+        inits = align_headings(inits, silhouettes)
+        radii = []
+        for video, c2r, init in zip(database.videos, crop2raw, inits):
+            radii.append(_radius_from_masks(video, prefix, c2r, init.poses))
             video.release()
         frame_info = FrameInfo.from_counts(
             [v.kept_ids for v in database.videos], [v.num_frames_raw for v in database.videos]
@@ -78,26 +91,30 @@ class SceneInfo:
             frame_info=frame_info,
             ks=np.stack([v.ks for v in database.videos]),
             crop2raw=np.concatenate(crop2raw),
-            root_poses=np.concatenate(poses),
+            root_poses=np.concatenate([init.poses for init in inits]),
             # A high percentile: foreshortened views understate an elongated animal's length.
             object_radius=float(np.percentile(np.concatenate(radii), 90)),
+            root_pose_sources=[init.source for init in inits],
+            root_pose_estimated=[init.estimated for init in inits],
+            **_pairs(inits),
         )
+
+
+def _pairs(inits: list[RootPoseInit]) -> dict[str, np.ndarray]:
+    """Every video's frame-to-frame rotations, in the model's frame order (a video's last frame has none)."""
+    rotations, valid = [], []
+    for init in inits:
+        count = len(init.poses)
+        pair_rotations, pair_valid = np.tile(np.eye(3), (count, 1, 1)), np.zeros(count, dtype=bool)
+        if init.pairs is not None:
+            pair_rotations[:-1], pair_valid[:-1] = init.pairs.rotations, init.pairs.valid
+        rotations.append(pair_rotations)
+        valid.append(pair_valid)
+    return {"pair_rotations": np.concatenate(rotations), "pair_valid": np.concatenate(valid)}
 
 
 def _sampled(num: int, most: int = 32) -> np.ndarray:
     return np.unique(np.linspace(0, num - 1, min(num, most)).round().astype(int))
-
-
-def _mask_stats(video, prefix: str, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mask area (array pixels) and centroid of some frames."""
-    masks = np.asarray(video.array("mask", prefix)[frames, ..., 0])
-    area = masks.reshape(len(frames), -1).sum(1).astype(np.float64)
-    ys, xs = np.mgrid[: masks.shape[1], : masks.shape[2]]
-    weight = np.maximum(area, 1.0)[:, None]
-    centroid = np.stack(
-        [(masks * xs).reshape(len(frames), -1).sum(1), (masks * ys).reshape(len(frames), -1).sum(1)], -1
-    )
-    return area, centroid / weight
 
 
 def _radius_from_masks(video, prefix: str, crop2raw: np.ndarray, poses: np.ndarray) -> np.ndarray:
@@ -114,20 +131,6 @@ def _radius_from_masks(video, prefix: str, crop2raw: np.ndarray, poses: np.ndarr
         half_y = (ys.max() - ys.min() + 1) / 2 * crop2raw[f, 1] / video.ks[1]
         radii.append(np.hypot(half_x, half_y) * poses[f, 2, 3])
     return np.asarray(radii if radii else [1.0])
-
-
-def _poses_from_masks(video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
-    """Without cameras: identity rotation, the object at the mask centroid and at a depth that makes it ~1 unit big."""
-    frames = np.arange(video.num_frames)
-    area, centroid = _mask_stats(video, prefix, frames)
-    fx, fy = video.ks[0] / crop2raw[:, 0], video.ks[1] / crop2raw[:, 1]
-    cx, cy = (video.ks[2] - crop2raw[:, 2]) / crop2raw[:, 0], (video.ks[3] - crop2raw[:, 3]) / crop2raw[:, 1]
-    depth = np.clip(fx / np.sqrt(np.maximum(area, 1.0) / np.pi), 0.5, 50.0)
-    poses = np.tile(np.eye(4), (video.num_frames, 1, 1))
-    poses[:, 0, 3] = (centroid[:, 0] - cx) / fx * depth
-    poses[:, 1, 3] = (centroid[:, 1] - cy) / fy * depth
-    poses[:, 2, 3] = depth
-    return poses
 
 
 class DynamicModel(nn.Module):
@@ -173,7 +176,16 @@ class DynamicModel(nn.Module):
             ),
         )
         self.shading = SphericalHarmonicShading(info.num_videos) if cfg.shading == "sh" else None
-        self.root = RootPose(torch.as_tensor(scene.root_poses, dtype=torch.float32), scale=radius)
+        self.root = RootPose(
+            torch.as_tensor(scene.root_poses, dtype=torch.float32),
+            scale=radius,
+            pairs=torch.as_tensor(scene.pair_rotations, dtype=torch.float32),
+            pair_valid=torch.as_tensor(scene.pair_valid),
+            estimated=torch.as_tensor(scene.root_pose_estimated)[info.video_of_frame],
+        )
+        # The object's up axis (object coordinates): novel views turn about it, the glb stands on it.
+        up = estimate_up_axis(scene.root_poses[:, :3, :3])
+        self.register_buffer("up_axis", torch.as_tensor(up, dtype=torch.float32))
         self.intrinsics = Intrinsics(
             torch.as_tensor(scene.ks, dtype=torch.float32),
             info.video_of_frame,
@@ -406,6 +418,13 @@ class DynamicModel(nn.Module):
         if self.cfg.occupancy_res > 0:
             for part in torch.arange(len(self.proxy_lo), device=grid.device).split(chunk_frames):
                 self.occupancy_grid[part] = self.frame_occupancy(part, self.cfg.occupancy_res)["grid"]
+
+    @torch.no_grad()
+    def update_up_axis(self) -> None:
+        """Re-estimate :attr:`up_axis` from the learned root rotations of every frame (the cameras'
+        x axes are horizontal: :func:`~lab4d_core.geometry.up.estimate_up_axis`)."""
+        rotation, _ = self.root(torch.arange(len(self.root.base_rotation), device=self.up_axis.device))
+        self.up_axis.copy_(torch.as_tensor(estimate_up_axis(rotation), dtype=self.up_axis.dtype))
 
     def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor) -> Tensor:
         """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3)."""

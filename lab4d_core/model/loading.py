@@ -23,5 +23,10 @@ def load_model(checkpoint: Path, manifest: Path, device: torch.device) -> tuple[
     model = DynamicModel(cfg.model, SceneInfo.from_database(database, cfg.train.data_prefix), init_field=False)
     # Checkpoints from before beta annealing rendered with the learned beta alone.
     state["model"].setdefault("field.beta_factor", torch.ones(()))
+    # Checkpoints from before the up axis: estimated below from their learned root poses.
+    without_up_axis = "up_axis" not in state["model"]
+    state["model"].setdefault("up_axis", model.up_axis)
     model.load_state_dict(state["model"])
+    if without_up_axis:
+        model.update_up_axis()
     return model.to(device).eval(), cfg, database

@@ -17,12 +17,27 @@ class RootPose(nn.Module):
     scene units) makes translations comparable with rotation angles in :meth:`prior_distance`.
     """
 
-    def __init__(self, initial: Tensor, scale: float = 1.0):
+    def __init__(
+        self,
+        initial: Tensor,
+        scale: float = 1.0,
+        pairs: Tensor | None = None,
+        pair_valid: Tensor | None = None,
+        estimated: Tensor | None = None,
+    ):
         super().__init__()
         self.scale = scale
         self.register_buffer("base_rotation", initial[:, :3, :3].float().clone())
         self.register_buffer("base_translation", initial[:, :3, 3].float().clone())
         self.residual = nn.Parameter(torch.zeros(len(initial), 6))
+        # Measured from the data each time the model is built, so not part of a checkpoint.
+        count = len(initial)
+        pairs = torch.eye(3).expand(count, 3, 3) if pairs is None else pairs
+        pair_valid = torch.zeros(count, dtype=torch.bool) if pair_valid is None else pair_valid
+        self.register_buffer("pairs", pairs.float().clone(), persistent=False)
+        self.register_buffer("pair_valid", pair_valid.bool().clone(), persistent=False)
+        estimated = torch.zeros(count, dtype=torch.bool) if estimated is None else estimated
+        self.register_buffer("estimated", estimated.bool().clone(), persistent=False)
 
     def forward(self, frame: Tensor) -> tuple[Tensor, Tensor]:
         """(N,) frame ids -> rotation (N, 3, 3) and translation (N, 3): x_cam = R x_obj + t."""
@@ -30,14 +45,26 @@ class RootPose(nn.Module):
         rotation = so3_exp(residual[:, :3]) @ self.base_rotation[frame]
         return rotation, self.base_translation[frame] + residual[:, 3:]
 
-    def prior_distance(self, frame: Tensor) -> Tensor:
+    def prior_distance(self, frame: Tensor, estimate_weight: float = 1.0) -> Tensor:
         """(N,) distance of frames' poses from their initial ones: rotation angle (radians) plus
-        translation in units of ``scale`` (lab4d's camera prior, ``reg_cam_prior``)."""
+        translation in units of ``scale`` (lab4d's camera prior, ``reg_cam_prior``), times
+        ``estimate_weight`` for frames whose initial poses are only an estimate (``estimated``)."""
         residual = self.residual[frame]
         # The residuals start at exactly zero, where the derivative of a plain norm is 0/0 (NaN).
         angle = (residual[:, :3].square().sum(-1) + 1e-12).sqrt()
         shift = (residual[:, 3:].square().sum(-1) + 1e-12).sqrt() / self.scale
-        return angle + shift
+        weight = torch.where(self.estimated[frame], estimate_weight, 1.0)
+        return (angle + shift) * weight
+
+    def pair_disagreement(self) -> Tensor:
+        """Mean squared chordal distance (about twice the squared angle, radians) between each measured frame
+        pair's rotation in the trajectory (frame t -> t + 1, camera coordinates) and the one optical flow and
+        depth measured (``pairs``); zero when no pair was measured."""
+        rotation = so3_exp(self.residual[:, :3]) @ self.base_rotation
+        turn = rotation[1:] @ rotation[:-1].transpose(1, 2)
+        valid = self.pair_valid[:-1]
+        error = (turn - self.pairs[:-1]).square().sum((-1, -2))
+        return (error * valid).sum() / valid.sum().clamp(min=1)
 
     def matrices(self, frame: Tensor) -> Tensor:
         return rigid_matrix(*self(frame))

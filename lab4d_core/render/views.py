@@ -1,10 +1,12 @@
 """Viewpoints in lab4d's notation and the cameras they give.
 
 ``ref`` renders each frame from its input camera. ``rot-<elevation>-<degrees>`` is a turntable:
-the object, kept in the orientation of its first rendered frame, turns ``degrees`` about the
-camera's vertical axis over the video, seen from ``elevation`` degrees above, at 2.5x its size
-(lab4d's distance). ``bev-<elevation>`` is the same camera without the turn (``bev-90`` looks
-straight down).
+the object turns ``degrees`` about its up axis (``DynamicModel.up_axis``, estimated from the
+cameras' horizontal x axes: :mod:`lab4d_core.geometry.up`) over the video, seen from
+``elevation`` degrees above the ground plane (the plane perpendicular to the up axis) at 2.5x its
+size (lab4d's distance), starting from the heading of its first rendered frame's camera.
+``bev-<elevation>`` is the same camera without the turn (``bev-90`` looks straight down the up
+axis).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import Tensor
 
 from lab4d_core.errors import Lab4dError
 from lab4d_core.geometry.rotation import so3_exp
+from lab4d_core.geometry.up import upright_rotation
 from lab4d_core.model.dynamic import Camera, DynamicModel
 from lab4d_core.model.render import pixel_grid
 
@@ -33,7 +36,7 @@ class Viewpoint:
     kind: str
     """``ref``, ``rot`` or ``bev``."""
     elevation: float = 0.0
-    """Degrees above the object (novel views)."""
+    """Degrees above the ground plane, the plane perpendicular to the up axis (novel views)."""
     degrees: float = 0.0
     """Turn of the object over the whole video (``rot``)."""
 
@@ -69,14 +72,18 @@ def view_cameras(
         return Camera(*model.root(frames), model.intrinsics(frames)), xy
     rotation, _ = model.root(frames[:1])
     centre, radius = model.proxy_sphere(frames)
+    # Level: camera y along -up, so the turn about camera y is about the up axis and the elevation
+    # about camera x (horizontal) lifts the camera above the ground plane.
+    level = torch.as_tensor(upright_rotation(model.up_axis, rotation[0]), dtype=torch.float32, device=centre.device)
     size = float(radius[0])
     distance = DISTANCE * size
     degrees = viewpoint.degrees if viewpoint.kind == "rot" else 0.0
     turns = torch.zeros(len(frames), 3, device=centre.device)
     turns[:, 1] = torch.deg2rad(torch.linspace(0.0, degrees, len(frames) + 1, device=centre.device)[:-1])
-    # Camera y points down (OpenCV), so looking from above tips the object's top towards the camera.
-    elevate = so3_exp(torch.tensor([-math.radians(viewpoint.elevation), 0.0, 0.0], device=centre.device))
-    rotations = elevate @ so3_exp(turns) @ rotation[0]
+    # Looking from above: a positive turn about camera x takes the view direction (z) towards camera
+    # y, which is down.
+    elevate = so3_exp(torch.tensor([math.radians(viewpoint.elevation), 0.0, 0.0], device=centre.device))
+    rotations = elevate @ so3_exp(turns) @ level
     translations = torch.tensor([0.0, 0.0, distance], device=centre.device) - (rotations @ centre[..., None])[..., 0]
     focal = FILL * res * distance / size
     intrinsics = torch.tensor([focal, focal, res / 2 - 0.5, res / 2 - 0.5], device=centre.device).expand(len(frames), 4)

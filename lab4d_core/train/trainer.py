@@ -153,6 +153,8 @@ class Trainer:
     def save(self) -> None:
         if not is_main_process():
             return
+        # Renders and exports turn the object about the vertical its learned cameras imply.
+        self.model.update_up_axis()
         state = self.state()
         save_checkpoint(self.out_dir / "ckpt_latest.pth", state)
         rounds = self.step // self.cfg.train.iters_per_round
@@ -212,7 +214,11 @@ class Trainer:
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
             terms["reg_gauss_skin"] = self._gauss_skin(points, inst) * share
         # Each rank's mean over its frames, over the world size: every rank holds as many frames.
-        terms["reg_cam_prior"] = model.root.prior_distance(batch["frame"].reshape(-1)).mean() / self.world
+        # The prior of root poses that are only an estimate fades, so they can leave a wrong start.
+        fade = linear(progress, 1.0, 0.0, 0.0, train.cam_prior_fade) if train.cam_prior_fade > 0 else 1.0
+        terms["reg_cam_prior"] = model.root.prior_distance(batch["frame"].reshape(-1), fade).mean() / self.world
+        if train.reg_root_flow_wt > 0:
+            terms["reg_root_flow"] = model.root.pair_disagreement() / self.world
         return terms, out["samples"].shape[0] * out["samples"].shape[1]
 
     def _noise(self, pixels: int) -> dict[str, torch.Tensor]:
@@ -251,6 +257,7 @@ class Trainer:
             "reg_skin_entropy": train.reg_skin_entropy_wt,
             "reg_gauss_skin": train.reg_gauss_skin_wt,
             "reg_cam_prior": train.reg_cam_prior_wt,
+            "reg_root_flow": train.reg_root_flow_wt,
         }
 
     def train_step(self) -> StepRecord:

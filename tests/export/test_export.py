@@ -15,6 +15,7 @@ from lab4d_core.eval.evaluate import load_obj_sequence
 from lab4d_core.export.export import export_video
 from lab4d_core.export.gltf import vertex_normals
 from lab4d_core.export.mesh import extract_canonical_mesh
+from tests.export.test_gltf import angle_degrees, glb_rotations
 
 
 @pytest.fixture
@@ -56,6 +57,14 @@ def test_export_writes_every_output_and_the_glb_matches_the_meshes(setup, tmp_pa
     assert trimesh.load(out / "bones.obj", process=False).vertices.shape[0] > 0
     assert summary.glb_mean_error < 0.01
     assert not (tmp_path / "export" / "1.partial").exists()
+    # The glb stands on the model's up axis (glTF +Y) in every frame, though the handheld camera looks
+    # down on the animal from 4 to 32 degrees above.
+    up = model.up_axis.numpy()
+    np.testing.assert_allclose(motion["up_axis"], up, atol=1e-6)
+    y_up = np.array([0.0, 1.0, 0.0])
+    assert angle_degrees(glb_rotations(out / "animated.glb") @ up, y_up).max() < 0.5
+    flipped = np.diag([1.0, -1.0, -1.0]) @ np.asarray(motion["field2cam"])[:, :3, :3] @ up
+    assert angle_degrees(flipped, y_up).max() > 10.0
 
 
 def test_an_unknown_video_is_a_clear_error(setup, tmp_path):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lab4d_core.export.gltf import OPENCV_TO_GLTF, _accessor, pose_glb, read_glb, top_weights, write_glb
+from lab4d_core.export.gltf import _accessor, pose_glb, read_glb, scene_to_camera, top_weights, write_glb
 from lab4d_core.export.motion import Motion
+from lab4d_core.geometry.transforms import look_at, make_transform
 
 
 def _rigid(rng, count, shift=1.0):
@@ -15,6 +16,32 @@ def _rigid(rng, count, shift=1.0):
     out[:, :3, :3] = Rotation.random(count, random_state=rng).as_matrix()
     out[:, :3, 3] = rng.normal(0, shift, (count, 3))
     return out
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def glb_rotations(path) -> np.ndarray:
+    """(1 + T, 3, 3) the rotations the glb's nodes (the axis flip, then the ``object`` node's root
+    motion) apply to object coordinates, read from the file alone: first with the nodes' own
+    transforms (what a viewer shows before playing), then at each animation key."""
+    doc, blob = read_glb(path)
+    names = [node.get("name") for node in doc["nodes"]]
+    flip = Rotation.from_quat(doc["nodes"][names.index("opencv_to_gltf")]["rotation"])
+    static = Rotation.from_quat(doc["nodes"][names.index("object")]["rotation"])
+    animation = doc["animations"][0]
+    (channel,) = [
+        c for c in animation["channels"] if c["target"] == {"node": names.index("object"), "path": "rotation"}
+    ]
+    keys = _accessor(doc, blob, animation["samplers"][channel["sampler"]]["output"])
+    root = Rotation.concatenate([static, Rotation.from_quat(keys)])
+    return (flip * root).as_matrix()
+
+
+def angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Degrees between unit vectors (..., 3)."""
+    return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
 
 
 def test_top_weights_keep_the_four_largest_and_renormalise():
@@ -39,6 +66,7 @@ def glb(tmp_path):
         field2cam=_rigid(rng, frames, 2.0),
         t_articulation=_rigid(rng, frames * bones).reshape(frames, bones, 4, 4),
         t_articulation_rest=_rigid(rng, bones),
+        up_axis=_unit(rng.normal(size=3)),
     )
     path = tmp_path / "animated.glb"
     write_glb(path, vertices, faces, np.linspace(0, 1, 150).reshape(50, 3), weights, motion)
@@ -48,12 +76,40 @@ def glb(tmp_path):
 def test_posing_the_skin_is_linear_blend_skinning_in_camera_space(glb):
     path, vertices, weights, motion = glb
     homogeneous = np.concatenate([vertices, np.ones((len(vertices), 1))], 1).astype(np.float64)
-    posed = pose_glb(path, range(len(motion.frame_ids)))
+    # Back from the glb's levelled, y-up scene to each frame's camera, where the exported meshes are.
+    posed = scene_to_camera(pose_glb(path, range(len(motion.frame_ids))), motion)
     for k in range(len(motion.frame_ids)):
         per_bone = motion.t_articulation[k] @ np.linalg.inv(motion.t_articulation_rest)  # (B, 4, 4)
         blended = np.einsum("vb,bij->vij", weights, per_bone)
-        expected = np.einsum("ij,vjk,vk->vi", OPENCV_TO_GLTF @ motion.field2cam[k], blended, homogeneous)[:, :3]
+        expected = np.einsum("ij,vjk,vk->vi", motion.field2cam[k], blended, homogeneous)[:, :3]
         np.testing.assert_allclose(posed[k], expected, atol=1e-4)
+
+
+def test_the_object_stands_on_its_up_axis_when_filmed_from_above(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = 8
+    # A tilted object (up along none of its axes), filmed by level cameras 30 degrees above it.
+    object_to_world = Rotation.from_rotvec([0.4, -0.9, 0.6]).as_matrix()
+    up = object_to_world.T @ np.array([0.0, -1.0, 0.0])  # the world is y-down
+    azimuth, elevation = np.linspace(0, 1.5, frames), np.radians(30.0)
+    height = np.full(frames, -np.sin(elevation))
+    eye = 4.0 * np.stack([np.cos(elevation) * np.sin(azimuth), height, np.cos(elevation) * np.cos(azimuth)], -1)
+    field2cam = look_at(eye, np.zeros_like(eye)) @ make_transform(object_to_world)
+    motion = Motion(
+        frame_ids=np.arange(frames),
+        field2cam=field2cam,
+        t_articulation=_rigid(rng, frames * 2).reshape(frames, 2, 4, 4),
+        t_articulation_rest=_rigid(rng, 2),
+        up_axis=up,
+    )
+    vertices = rng.normal(0, 0.5, (10, 3)).astype(np.float32)
+    path = tmp_path / "upright.glb"
+    write_glb(path, vertices, rng.integers(0, 10, (5, 3)), np.full((10, 3), 0.5), rng.dirichlet(np.ones(2), 10), motion)
+    in_scene = glb_rotations(path) @ up
+    assert angle_degrees(in_scene, np.array([0.0, 1.0, 0.0])).max() < 0.5
+    # Without the levelling the camera's 30-degree pitch tilts it.
+    flipped = np.diag([1.0, -1.0, -1.0]) @ field2cam[:, :3, :3] @ up
+    np.testing.assert_allclose(angle_degrees(flipped, np.array([0.0, 1.0, 0.0])), 30.0, atol=1e-6)
 
 
 def test_the_file_is_well_formed_glb(glb):

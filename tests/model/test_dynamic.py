@@ -1,12 +1,17 @@
 """The composed model: proxy boxes follow the shape, and empty-space skipping renders the same image."""
 
+import math
+
 import pytest
 import torch
 
-from lab4d_core.config import ModelConfig
+from lab4d_core.config import DatasetConfig, ModelConfig, SourceConfig, TrainConfig, to_dict
 from lab4d_core.data.manifest import read_manifest
+from lab4d_core.geometry.rotation import so3_exp, so3_log
 from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.loading import load_model
 from lab4d_core.model.render import pixel_grid
+from lab4d_core.train.checkpoint import save_checkpoint
 
 SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
 
@@ -14,7 +19,7 @@ SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones"
 @pytest.fixture(scope="module")
 def scene(tiny_quad):
     database = read_manifest(tiny_quad / "manifest.json").database()
-    return SceneInfo.from_database(database, "crop"), database.resolution
+    return SceneInfo.from_database(database, "crop"), database.resolution, tiny_quad / "manifest.json"
 
 
 def _model(scene, motion: str) -> DynamicModel:
@@ -100,3 +105,33 @@ def test_shading_scales_the_colour_of_its_own_videos_frames(scene):
     assert float(before[1].max()) > 0.1
     torch.testing.assert_close(after[0], before[0])
     torch.testing.assert_close(after[1], 0.5 * before[1])
+
+
+def _degrees(a: torch.Tensor, b: torch.Tensor) -> float:
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b / (a.norm() * b.norm()))))))
+
+
+def test_the_up_axis_comes_from_the_cameras_and_follows_the_learned_ones(scene, tmp_path):
+    model = _model(scene, "rigid")
+    # The synthetic world is y-down and its animals upright, turned about y only: up is -y.
+    assert _degrees(model.up_axis, torch.tensor([0.0, -1.0, 0.0])) < 1.0
+    # Learned residuals that turn every frame's object by the same rotation P: x_cam = R P^T x_obj.
+    turn = so3_exp(torch.tensor([0.5, 0.2, -0.3]))
+    base = model.root.base_rotation
+    with torch.no_grad():
+        model.root.residual[:, :3] = so3_log(base @ turn.T @ base.transpose(1, 2))
+    expected = turn @ model.up_axis
+    state = {key: value for key, value in model.state_dict().items() if key != "up_axis"}
+    # A checkpoint from before the up axis gets it from its learned root poses when loaded.
+    cfg = DatasetConfig(
+        source=SourceConfig(path=str(tmp_path), collection="tiny-quad"),
+        model=model.cfg,
+        train=TrainConfig(train_res=scene[1]),
+    )
+    save_checkpoint(tmp_path / "old.pth", {"config": to_dict(cfg), "model": state})
+    loaded, _, _ = load_model(tmp_path / "old.pth", scene[2], torch.device("cpu"))
+    assert _degrees(loaded.up_axis, expected) < 0.5
+    # A checkpoint that has it keeps it.
+    save_checkpoint(tmp_path / "new.pth", {"config": to_dict(cfg), "model": {**state, "up_axis": -expected}})
+    loaded, _, _ = load_model(tmp_path / "new.pth", scene[2], torch.device("cpu"))
+    assert torch.equal(loaded.up_axis, -expected)

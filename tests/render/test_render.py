@@ -1,11 +1,14 @@
 """Viewpoints, their cameras, and a rendered video of an untrained model (the initial sphere)."""
 
+import math
+
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
 
 from lab4d_core.errors import Lab4dError
+from lab4d_core.geometry.rotation import so3_log
 from lab4d_core.model.render import project
 from lab4d_core.render.video import render_panels, video_frames, write_video
 from lab4d_core.render.views import DISTANCE, Viewpoint, parse_viewpoint, view_cameras
@@ -37,6 +40,47 @@ def test_turntable_circles_the_object_at_its_distance(setup):
     # Half-way round, the object shows its other side: rotation by 180 degrees about the vertical axis.
     relative = cameras.rotation[4] @ cameras.rotation[0].T
     torch.testing.assert_close(relative, torch.diag(torch.tensor([-1.0, 1.0, -1.0])), atol=1e-5, rtol=0)
+
+
+@pytest.fixture
+def tilted_up(setup):
+    """The model with its up axis set to a tilted direction (along none of its axes), restored after."""
+    model, database = setup
+    stored = model.up_axis.clone()
+    model.up_axis.copy_(torch.nn.functional.normalize(torch.tensor([0.3, -0.8, 0.5]), dim=0))
+    yield model, database
+    model.up_axis.copy_(stored)
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Degrees between vectors (..., 3)."""
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+def test_turntable_turns_about_the_up_axis_seen_from_above(tilted_up):
+    model, database = tilted_up
+    up = model.up_axis.double()
+    cameras, _ = view_cameras(
+        model, torch.zeros(12, dtype=torch.long), Viewpoint("rot", 30.0, 360.0), 32, database.resolution
+    )
+    rotation = cameras.rotation.double()
+    # From one frame to the next the object turns 30 degrees about its up axis (object coordinates).
+    step = so3_log(rotation[:-1].transpose(1, 2) @ rotation[1:])
+    torch.testing.assert_close(
+        step.norm(dim=-1), torch.full((11,), math.radians(30.0), dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    off_axis = torch.minimum(_angle(step, up), _angle(step, -up))
+    assert float(off_axis.max()) < 0.5
+    # 30 degrees above the ground plane, looking down: the view direction (z row) is 120 degrees from up,
+    # and the up axis shows up in the image (towards -y).
+    from_up = _angle(rotation[:, 2], up)
+    torch.testing.assert_close(from_up, torch.full_like(from_up, 120.0), atol=1e-3, rtol=0)
+    in_image = rotation[:, 1] @ up
+    torch.testing.assert_close(in_image, torch.full_like(in_image, -math.cos(math.radians(30.0))), atol=1e-5, rtol=0)
+    # bev-90 looks straight down the up axis.
+    top, _ = view_cameras(model, torch.zeros(1, dtype=torch.long), Viewpoint("bev", 90.0), 32, database.resolution)
+    assert float(_angle(top.rotation[0, 2].double(), -up)) < 0.1
 
 
 def test_frozen_shape_and_frame_sampling(setup):

@@ -1,0 +1,328 @@
+"""Initial root poses (object -> camera per frame), from whatever the processed data holds.
+
+In order of what the data has (lab4d's ``Cameras/`` files):
+
+1. ``01-canonical.npy``: a root pose per frame (a viewpoint network's estimate in lab4d's downloads, the
+   truth in synthetic data), used as it is.
+2. ``00.npy`` (or ``00-canonical.npy``): background cameras (world -> camera). The object is given one
+   orientation in the world, upright on the vertical the cameras imply (people hold cameras level) and
+   facing the first camera; its translation comes from its mask (lab4d: depth ``f / sqrt(area)``).
+3. Neither: rotations chained from frame to frame by a robust rigid fit of the object's pixels, carried by
+   the optical flow and lifted by the depth maps, then made upright the same way; without depth maps,
+   the identity. Both with a warning, since the trainer then has the most to recover.
+
+Whatever the source, the trainer refines them (``lab4d_core.model.pose``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from lab4d_core.data.database import Video
+from lab4d_core.geometry.up import estimate_up_axis, upright_rotation
+
+ROOT_POSE_SOURCES = ("01-canonical", "00", "flow", "none")
+"""Where initial root poses came from, best first."""
+
+
+@dataclass
+class PairRotations:
+    """The object's rotation from each frame of a video to the next, as optical flow and depth measure it."""
+
+    rotations: np.ndarray
+    """(N - 1, 3, 3) rotation (camera coordinates) taking the object from frame t to frame t + 1."""
+    valid: np.ndarray
+    """(N - 1,) bool: whether pair t could be measured (enough object pixels with flow and depth)."""
+
+
+@dataclass
+class RootPoseInit:
+    poses: np.ndarray
+    """(N, 4, 4) object -> camera of the video's kept frames."""
+    source: str
+    """One of :data:`ROOT_POSE_SOURCES`."""
+    pairs: PairRotations | None = None
+    """Frame-to-frame rotations from flow and depth, where the video has depth maps."""
+
+    @property
+    def estimated(self) -> bool:
+        """Whether the poses are only a starting point: the trainer fades their prior (``cam_prior_fade``).
+        Given root poses are trusted unless the optical flow contradicts them (:data:`TRUST_DEGREES`)."""
+        if self.source != "01-canonical":
+            return True
+        disagreement = flow_disagreement(self.poses[:, :3, :3], self.pairs)
+        return disagreement is not None and disagreement > TRUST_DEGREES
+
+
+TRUST_WINDOW = 8
+"""Frames over which given root poses are compared with the turns that flow and depth measure."""
+TRUST_DEGREES = 9.0
+"""Given root poses whose turn over :data:`TRUST_WINDOW` frames differs from the measured one by more than this
+(median) are treated as an estimate. Measured: true root poses 3-7 degrees (the measured turns drift too:
+limbs move, depth is discrete), a viewpoint-network-like estimate 11-28 degrees (``bench_cameras.py``, case (b))."""
+
+
+def flow_disagreement(rotations: np.ndarray, pairs: PairRotations | None, window: int = TRUST_WINDOW) -> float | None:
+    """Median angle (degrees) between how root rotations (N, 3, 3) turn over ``window`` frames and how the
+    chained frame-to-frame turns that flow and depth measured do; None without enough measured windows."""
+    if pairs is None:
+        return None
+    angles = []
+    for t in range(len(rotations) - window):
+        if not pairs.valid[t : t + window].all():
+            continue
+        measured = np.eye(3)
+        for relative in pairs.rotations[t : t + window]:
+            measured = relative @ measured
+        turn = rotations[t + window] @ rotations[t].T
+        cosine = (np.trace(turn @ measured.T) - 1.0) / 2.0
+        angles.append(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    return float(np.median(angles)) if angles else None
+
+
+def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootPoseInit:
+    """The best initial root poses the video's data allows (see the module doc)."""
+    pairs = relative_rotations(video, prefix, crop2raw) if video.has("depth", prefix) else None
+    canonical = video.camera("01-canonical")
+    if canonical is not None:
+        init = RootPoseInit(np.asarray(canonical, np.float64), "01-canonical", pairs)
+        if init.estimated:
+            disagreement = flow_disagreement(init.poses[:, :3, :3], pairs)
+            warnings.warn(
+                f"{video.seqname}: its root poses (Cameras/01-canonical.npy) turn unlike the optical flow "
+                f"({disagreement:.0f} degrees over {TRUST_WINDOW} frames, median): training treats them as an "
+                "estimate and lets them go",
+                stacklevel=2,
+            )
+        return init
+    translations = translations_from_masks(video, prefix, crop2raw)
+    background = video.camera("00")
+    if background is None:
+        background = video.camera("00-canonical")
+    if background is not None:
+        rotations = rotations_from_background(np.asarray(background, np.float64)[:, :3, :3])
+        return RootPoseInit(_poses(rotations, translations), "00", pairs)
+    if pairs is not None:
+        warnings.warn(
+            f"{video.seqname}: no root poses (Cameras/01-canonical.npy) nor background cameras (Cameras/00.npy): "
+            "starting from rotations chained along the optical flow and depth; quality will suffer "
+            "(give the video root poses, or background cameras, for a better start)",
+            stacklevel=2,
+        )
+        return RootPoseInit(_poses(upright(chained(pairs)), translations), "flow", pairs)
+    warnings.warn(
+        f"{video.seqname}: no root poses (Cameras/01-canonical.npy), background cameras (Cameras/00.npy) or depth "
+        "maps: every frame starts facing the camera; expect a poor reconstruction unless the object barely turns",
+        stacklevel=2,
+    )
+    return RootPoseInit(_poses(np.tile(np.eye(3), (video.num_frames, 1, 1)), translations), "none")
+
+
+def _poses(rotations: np.ndarray, translations: np.ndarray) -> np.ndarray:
+    poses = np.tile(np.eye(4), (len(rotations), 1, 1))
+    poses[:, :3, :3] = rotations
+    poses[:, :3, 3] = translations
+    return poses
+
+
+def array_intrinsics(ks: np.ndarray, crop2raw: np.ndarray) -> np.ndarray:
+    """(N, 4) fx, fy, cx, cy of each frame's array, from the raw intrinsics ``ks`` (4,) and ``crop2raw`` (N, 4)."""
+    scale, offset = crop2raw[:, :2], crop2raw[:, 2:]
+    return np.concatenate([ks[None, :2] / scale, (ks[None, 2:] - offset) / scale], axis=-1)
+
+
+def translations_from_masks(video: Video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
+    """(N, 3) the object's centre on the ray through its mask's centroid, at the median depth of its pixels
+    where the video has depth maps, else at lab4d's depth ``f / sqrt(area)`` (about a unit of size away per unit
+    of focal length), clipped to [0.5, 50].
+
+    The depth maps keep one scale across frames and videos; the mask area does not: an animal seen end-on
+    covers half the pixels it covers from the side, and would be placed 1.4 times as far."""
+    masks = np.asarray(video.array("mask", prefix)[..., 0])
+    count = len(masks)
+    area = masks.reshape(count, -1).sum(1).astype(np.float64)
+    ys, xs = np.mgrid[: masks.shape[1], : masks.shape[2]]
+    weight = np.maximum(area, 1.0)
+    sums = np.stack([(masks * xs).reshape(count, -1).sum(1), (masks * ys).reshape(count, -1).sum(1)], -1)
+    centroid = sums / weight[:, None]
+    fx, fy, cx, cy = array_intrinsics(np.asarray(video.ks, np.float64), crop2raw).T
+    depth = np.clip(fx / np.sqrt(weight / np.pi), 0.5, 50.0)
+    if video.has("depth", prefix):
+        maps = np.asarray(video.array("depth", prefix), dtype=np.float64)
+        for t in range(count):
+            values = maps[t][masks[t] & (maps[t] > 0)]
+            if len(values):
+                depth[t] = np.median(values)
+    return np.stack([(centroid[:, 0] - cx) / fx * depth, (centroid[:, 1] - cy) / fy * depth, depth], -1)
+
+
+def rotations_from_background(world2cam: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) object -> camera: the cameras' world rotations (N, 3, 3) composed with one object orientation,
+    upright (its -y along the world's vertical, estimated from the cameras) and facing the first camera."""
+    up = estimate_up_axis(world2cam)
+    object_to_world = upright_rotation(up, world2cam[0]).T
+    return world2cam @ object_to_world
+
+
+def upright(rotations: np.ndarray) -> np.ndarray:
+    """Object -> camera rotations (N, 3, 3) of a re-oriented object frame whose -y is the vertical the
+    cameras imply, facing the first camera (lab4d's canonical frames are y-down)."""
+    return rotations @ upright_rotation(estimate_up_axis(rotations), rotations[0]).T
+
+
+def relative_rotations(video: Video, prefix: str, crop2raw: np.ndarray, iterations: int = 4) -> PairRotations:
+    """The object's rotation (camera coordinates) from each frame to the next: its pixels lifted by the depth
+    maps, carried by the forward flow, and fitted with a similarity (depth maps may disagree in scale) whose
+    worst-fitting quarter of pixels (limbs that swing, flow errors) is dropped, ``iterations`` times."""
+    intrinsics = array_intrinsics(np.asarray(video.ks, np.float64), crop2raw)
+    masks = np.asarray(video.array("mask", prefix)[..., 0])
+    depth = np.asarray(video.array("depth", prefix), dtype=np.float64)
+    flow = video.flow(1, "fw", prefix)
+    rotations = np.tile(np.eye(3), (max(video.num_frames - 1, 0), 1, 1))
+    valid = np.zeros(len(rotations), dtype=bool)
+    for t in range(len(rotations)):
+        points = _flow_correspondences(masks, depth, np.asarray(flow[t], np.float64), intrinsics, t)
+        if points is not None:
+            rotations[t], valid[t] = _robust_rotation(*points, iterations), True
+    return PairRotations(rotations, valid)
+
+
+def chained(pairs: PairRotations) -> np.ndarray:
+    """(N, 3, 3) rotations from the identity at frame 0, each the previous one turned by its pair's rotation
+    (an unmeasured pair: no turn)."""
+    rotations = [np.eye(3)]
+    for relative in pairs.rotations:
+        rotations.append(relative @ rotations[-1])
+    return np.stack(rotations)
+
+
+def _flow_correspondences(masks, depth, flow, intrinsics, t) -> tuple[np.ndarray, np.ndarray] | None:
+    """Camera-space points (P, 3) of the object in frame t and where the flow says they are at t + 1."""
+    height, width = masks.shape[1:]
+    ys, xs = np.nonzero(masks[t] & (flow[..., 2] > 0) & (depth[t] > 0))
+    if len(xs) < 20:
+        return None
+    tx, ty = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
+    ix, iy = np.rint(tx).astype(int), np.rint(ty).astype(int)
+    inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
+    xs, ys, tx, ty, ix, iy = (a[inside] for a in (xs, ys, tx, ty, ix, iy))
+    keep = masks[t + 1, iy, ix] & (depth[t + 1, iy, ix] > 0)
+    if keep.sum() < 20:
+        return None
+    source = _lift(xs[keep], ys[keep], depth[t, ys[keep], xs[keep]], intrinsics[t])
+    target = _lift(tx[keep], ty[keep], depth[t + 1, iy[keep], ix[keep]], intrinsics[t + 1])
+    return source, target
+
+
+def _lift(x, y, z, intrinsics) -> np.ndarray:
+    fx, fy, cx, cy = intrinsics
+    return np.stack([(x - cx) / fx * z, (y - cy) / fy * z, z], -1)
+
+
+def _robust_rotation(source: np.ndarray, target: np.ndarray, iterations: int) -> np.ndarray:
+    """Rotation of the similarity that maps ``source`` (P, 3) to ``target``, refitted without the worst quarter."""
+    keep = np.ones(len(source), dtype=bool)
+    for _ in range(iterations):
+        rotation, scale, shift = _similarity(source[keep], target[keep])
+        residual = np.linalg.norm(scale * source @ rotation.T + shift - target, axis=-1)
+        keep = residual <= np.quantile(residual, 0.75)
+    return _similarity(source[keep], target[keep])[0]
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Umeyama's least-squares similarity: target ~ scale * rotation @ source + shift."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    a, b = source - mu_s, target - mu_t
+    u, s, vt = np.linalg.svd(b.T @ a / len(a))
+    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(s) @ sign) / max(a.var(0).sum(), 1e-12))
+    return rotation, scale, mu_t - scale * rotation @ mu_s
+
+
+SILHOUETTE_RES = 32
+"""Side of the normalised silhouettes that compare views across videos."""
+MATCH_DEGREES = 20.0
+"""Two frames see the object alike when their root rotations differ by less than this."""
+
+
+def normalised_silhouettes(video: Video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
+    """(N, R, R) bool masks in raw-pixel proportions (crops are anisotropic), centred on their centroid and
+    scaled by the square root of their area, so views of the object compare whatever its distance."""
+    masks = np.asarray(video.array("mask", prefix)[..., 0])
+    out = np.zeros((len(masks), SILHOUETTE_RES, SILHOUETTE_RES), dtype=bool)
+    for t, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 10:
+            continue
+        raw = np.stack([xs * crop2raw[t, 0], ys * crop2raw[t, 1]], -1)
+        centred = (raw - raw.mean(0)) / np.sqrt(len(xs) * crop2raw[t, 0] * crop2raw[t, 1])
+        cells = np.floor((centred / 2.0 + 0.5) * SILHOUETTE_RES).astype(int)
+        inside = ((cells >= 0) & (cells < SILHOUETTE_RES)).all(-1)
+        out[t, cells[inside, 1], cells[inside, 0]] = True
+    return out
+
+
+def about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` radians about the unit ``axis`` (Rodrigues)."""
+    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k
+
+
+def heading_offset(
+    rotations: np.ndarray,
+    silhouettes: np.ndarray,
+    reference: np.ndarray,
+    reference_silhouettes: np.ndarray,
+    steps: int = 36,
+) -> float | None:
+    """The turn (radians) about the canonical vertical (-y) that best puts a video's object frame in a reference
+    video's, or None when no turn makes enough of their views meet.
+
+    Each video's upright object frame faces its own first camera, so two videos of one animal start with
+    their canonical frames turned apart. For each candidate turn, every frame of the video is paired with the
+    reference frame whose root rotation is nearest; pairs within :data:`MATCH_DEGREES` see the object from
+    the same side, and their silhouettes should agree. The turn whose pairs agree best (mean IoU) wins."""
+    vertical = np.array([0.0, -1.0, 0.0])
+    best, best_score = None, -1.0
+    needed = max(3, len(rotations) // 10)
+    for angle in np.arange(steps) * 2 * np.pi / steps:
+        turned = rotations @ about_axis(vertical, angle)
+        traces = np.einsum("nij,mij->nm", turned, reference)
+        nearest = traces.argmax(1)
+        close = np.degrees(np.arccos(np.clip((traces.max(1) - 1) / 2, -1, 1))) < MATCH_DEGREES
+        if close.sum() < needed:
+            continue
+        a, b = silhouettes[close], reference_silhouettes[nearest[close]]
+        union = (a | b).sum((1, 2))
+        score = float(((a & b).sum((1, 2)) / np.maximum(union, 1)).mean())
+        if score > best_score:
+            best, best_score = float(angle), score
+    return best
+
+
+def align_headings(inits: list[RootPoseInit], silhouettes: list[np.ndarray]) -> list[RootPoseInit]:
+    """Turn the upright object frames of videos without root poses into the first such video's (see
+    :func:`heading_offset`); videos whose root poses came with the data keep them."""
+    chosen = [v for v, init in enumerate(inits) if init.source != "01-canonical"]
+    if len(chosen) < 2:
+        return inits
+    reference = inits[chosen[0]].poses[:, :3, :3]
+    vertical = np.array([0.0, -1.0, 0.0])
+    out = list(inits)
+    for v in chosen[1:]:
+        angle = heading_offset(inits[v].poses[:, :3, :3], silhouettes[v], reference, silhouettes[chosen[0]])
+        if angle is None:
+            warnings.warn(
+                f"video {v}: its views never meet those of video {chosen[0]}, so its object frame may be turned "
+                "relative to theirs; the shared shape will suffer",
+                stacklevel=2,
+            )
+            continue
+        poses = inits[v].poses.copy()
+        poses[:, :3, :3] = poses[:, :3, :3] @ about_axis(vertical, angle)
+        out[v] = RootPoseInit(poses, inits[v].source, inits[v].pairs)
+    return out
