@@ -18,7 +18,8 @@ start and at the end, after the one rotation that best aligns the learned canoni
 since a canonical frame is arbitrary), the training views' mask IoU and masked PSNR (``--frames`` per video),
 every video's meshes' F-score at 5 % and 10 % of the box and Chamfer distance (% of the box; Sim(3) protocol,
 surface samples), and the up axis's error against the true vertical (the axis turntables spin about).
-Checkpoints stay in ``results/bench-cameras/<name>-<case>/``: a rerun scores them again without training.
+Checkpoints stay in ``results/bench-cameras/<name>-<case>/`` (``--tag`` names another folder): a rerun of the
+same config scores them again without training.
 """
 
 from __future__ import annotations
@@ -117,14 +118,12 @@ def true_up_axis(learned: np.ndarray, world2cam: np.ndarray) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def run_case(name: str, case: str, overrides: list[str], frames: int) -> dict:
+def run_case(name: str, case: str, overrides: list[str], frames: int, tag: str = "bench-cameras") -> dict:
     config = ROOT / "config/datasets" / f"{name}.yaml"
-    manifest = mirror_dataset(
-        ROOT / "data" / name / "manifest.json", case, ROOT / "data/bench-cameras" / f"{name}-{case}"
-    )
+    manifest = mirror_dataset(ROOT / "data" / name / "manifest.json", case, ROOT / "data" / tag / f"{name}-{case}")
     cfg = resolve(load_yaml(config), parse_overrides(overrides), torch.cuda.is_available(), str(config))
     data = read_manifest(manifest)
-    run = Trainer(cfg, data, ROOT / "results/bench-cameras" / f"{name}-{case}", torch.device("cpu"))
+    run = Trainer(cfg, data, ROOT / "results" / tag / f"{name}-{case}", torch.device("cpu"))
     start_poses = SceneInfo.from_database(run.database, cfg.train.data_prefix).root_poses[:, :3, :3]
     started = time.perf_counter()
     run.train()
@@ -181,6 +180,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, as lab4d train")
     parser.add_argument("--frames", type=int, default=12, help="training views scored per video")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    parser.add_argument(
+        "--tag", default="bench-cameras", help="folder name under data/ and results/ (runs side by side need two)"
+    )
     args = parser.parse_args()
     rows = []
     header = (
@@ -194,7 +196,7 @@ def main() -> None:
             )
         for case in args.cases:
             try:
-                rows.append(run_case(name, case, args.set, args.frames))
+                rows.append(run_case(name, case, args.set, args.frames, args.tag))
             except Lab4dError as error:
                 raise SystemExit(f"error: {error}") from None
             print(header)

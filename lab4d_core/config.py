@@ -345,7 +345,7 @@ class TrainConfig:
     estimate: given ones that turn unlike the optical flow, or none (lab4d fades it for all over its first 800
     of 4000 steps). Held, the prior keeps wrong root poses where they started; faded for right ones, they drift.
     0 holds it for every video."""
-    reg_root_flow_wt: float = 1.0
+    reg_root_flow_wt: float = 5.0
     """Weight keeping each frame-to-frame turn of the root trajectory at the one optical flow and depth measure
     (a robust rigid fit of the object's pixels; lab4d fits its viewpoint estimates to such pairs before training):
     unlike the camera prior, it corrects a wrong start instead of holding it. Needs depth maps."""
