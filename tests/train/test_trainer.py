@@ -86,8 +86,10 @@ def test_two_gloo_ranks_equal_one_rank_with_the_same_global_batch(tiny_quad, tmp
     two = torch.load(tmp_path / "two" / "ckpt_latest.pth", weights_only=True)
     assert two["step"] == 3
     # Gradients agree to float rounding; Adam turns rounding on gradients that nearly cancel
-    # into steps of up to the learning rate's size, so parameters get a tolerance below that.
-    tolerance = 0.05 * TINY_TRAIN["learning_rate"]
+    # into steps of up to the learning rate's size, so parameters get a tolerance below that. Which
+    # hash-table entries land near cancellation is luck: with the flow-measured turns on every root
+    # pose (reg_root_flow_wt), one entry moved 0.054 learning rates apart; 0.05 had held before.
+    tolerance = 0.1 * TINY_TRAIN["learning_rate"]
     for name, value in single.model.state_dict().items():
         difference = (two["model"][name].float() - value.float()).abs().max().item()
         assert difference <= tolerance, f"{name} differs by {difference}"
