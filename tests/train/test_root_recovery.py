@@ -65,9 +65,10 @@ def test_rotations_started_30_degrees_off_are_recovered_on_a_rigid_object(tiny_r
         },
     }
     cfg = resolve(config, {}, False, "test")
-    trainer = Trainer(
-        cfg, read_manifest(tiny_rigid / "manifest.json"), tiny_rigid.parent / "train", torch.device("cpu")
-    )
+    with pytest.warns(UserWarning, match="turn unlike the optical flow"):
+        trainer = Trainer(
+            cfg, read_manifest(tiny_rigid / "manifest.json"), tiny_rigid.parent / "train", torch.device("cpu")
+        )
     before = _errors(start[:, :3, :3], truth[:, :3, :3])
     trainer.train()
     with torch.no_grad():
