@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from lab4d_core.geometry.transforms import similarity_fit
+
 
 @dataclass(frozen=True, eq=False)
 class Sim3:
@@ -81,19 +83,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
         raise ValueError(f"umeyama needs corresponding points, got shapes {src.shape} and {dst.shape}")
     if len(src) < 3:
         raise ValueError(f"umeyama needs at least 3 point pairs, got {len(src)}")
-    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - mu_src, dst - mu_dst
-    u, sigma, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
-    reflect = np.linalg.det(u) * np.linalg.det(vt) < 0.0
-    signs = np.array([1.0, 1.0, -1.0 if reflect else 1.0])
-    rotation = (u * signs) @ vt
-    scale = 1.0
-    if with_scale:
-        var_src = np.mean(np.sum(src_c**2, axis=1))
-        if var_src <= 0.0:
-            raise ValueError("umeyama cannot estimate a scale: all source points coincide")
-        scale = float(np.sum(sigma * signs) / var_src)
-    return Sim3(scale, rotation, mu_dst - scale * rotation @ mu_src)
+    return Sim3(*similarity_fit(src, dst, with_scale))
 
 
 def icp(

@@ -24,6 +24,25 @@ def so3_exp(axis_angle: np.ndarray) -> np.ndarray:
     return eye + a * k + b * (k @ k)
 
 
+def similarity_fit(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama (1991): the least-squares ``scale``, ``rotation`` and ``shift`` with
+    ``dst ~ scale * rotation @ src + shift`` for corresponding (P, 3) points, via the SVD of the
+    cross-covariance with the determinant fix, so a reflection is never returned."""
+    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - mu_src, dst - mu_dst
+    u, sigma, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    reflect = np.linalg.det(u) * np.linalg.det(vt) < 0.0
+    signs = np.array([1.0, 1.0, -1.0 if reflect else 1.0])
+    rotation = (u * signs) @ vt
+    scale = 1.0
+    if with_scale:
+        var_src = np.mean(np.sum(src_c**2, axis=1))
+        if var_src <= 0.0:
+            raise ValueError("a similarity needs a scale, but all source points coincide")
+        scale = float(np.sum(sigma * signs) / var_src)
+    return scale, rotation, mu_dst - scale * rotation @ mu_src
+
+
 def so3_log(rotation: np.ndarray) -> np.ndarray:
     """Inverse of :func:`so3_exp` for angles in [0, pi): (..., 3, 3) -> (..., 3)."""
     rotation = np.asarray(rotation, dtype=np.float64)

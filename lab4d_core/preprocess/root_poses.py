@@ -16,12 +16,14 @@ Whatever the source, the trainer refines them (``lab4d_core.model.pose``).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from lab4d_core.data.database import Video
+from lab4d_core.geometry.transforms import similarity_fit, so3_exp
 from lab4d_core.geometry.up import estimate_up_axis, upright_rotation
 
 ROOT_POSE_SOURCES = ("01-canonical", "00", "flow", "none")
@@ -46,15 +48,9 @@ class RootPoseInit:
     """One of :data:`ROOT_POSE_SOURCES`."""
     pairs: PairRotations | None = None
     """Frame-to-frame rotations from flow and depth, where the video has depth maps."""
-
-    @property
-    def estimated(self) -> bool:
-        """Whether the poses are only a starting point: the trainer fades their prior (``cam_prior_fade``).
-        Given root poses are trusted unless the optical flow contradicts them (:data:`TRUST_DEGREES`)."""
-        if self.source != "01-canonical":
-            return True
-        disagreement = flow_disagreement(self.poses[:, :3, :3], self.pairs)
-        return disagreement is not None and disagreement > TRUST_DEGREES
+    estimated: bool = True
+    """Whether the poses are only a starting point: the trainer fades their prior (``cam_prior_fade``).
+    Given root poses are trusted unless the optical flow contradicts them (:data:`TRUST_DEGREES`)."""
 
 
 TRUST_WINDOW = 8
@@ -88,16 +84,17 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
     pairs = relative_rotations(video, prefix, crop2raw) if video.has("depth", prefix) else None
     canonical = video.camera("01-canonical")
     if canonical is not None:
-        init = RootPoseInit(np.asarray(canonical, np.float64), "01-canonical", pairs)
-        if init.estimated:
-            disagreement = flow_disagreement(init.poses[:, :3, :3], pairs)
+        poses = np.asarray(canonical, np.float64)
+        disagreement = flow_disagreement(poses[:, :3, :3], pairs)
+        contradicted = disagreement is not None and disagreement > TRUST_DEGREES
+        if contradicted:
             warnings.warn(
                 f"{video.seqname}: its root poses (Cameras/01-canonical.npy) turn unlike the optical flow "
                 f"({disagreement:.0f} degrees over {TRUST_WINDOW} frames, median): training treats them as an "
                 "estimate and lets them go",
                 stacklevel=2,
             )
-        return init
+        return RootPoseInit(poses, "01-canonical", pairs, estimated=contradicted)
     translations = translations_from_masks(video, prefix, crop2raw)
     background = video.camera("00")
     if background is None:
@@ -226,21 +223,10 @@ def _robust_rotation(source: np.ndarray, target: np.ndarray, iterations: int) ->
     """Rotation of the similarity that maps ``source`` (P, 3) to ``target``, refitted without the worst quarter."""
     keep = np.ones(len(source), dtype=bool)
     for _ in range(iterations):
-        rotation, scale, shift = _similarity(source[keep], target[keep])
+        scale, rotation, shift = similarity_fit(source[keep], target[keep])
         residual = np.linalg.norm(scale * source @ rotation.T + shift - target, axis=-1)
         keep = residual <= np.quantile(residual, 0.75)
-    return _similarity(source[keep], target[keep])[0]
-
-
-def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """Umeyama's least-squares similarity: target ~ scale * rotation @ source + shift."""
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    a, b = source - mu_s, target - mu_t
-    u, s, vt = np.linalg.svd(b.T @ a / len(a))
-    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(s) @ sign) / max(a.var(0).sum(), 1e-12))
-    return rotation, scale, mu_t - scale * rotation @ mu_s
+    return similarity_fit(source[keep], target[keep])[1]
 
 
 SILHOUETTE_RES = 32
@@ -266,12 +252,6 @@ def normalised_silhouettes(video: Video, prefix: str, crop2raw: np.ndarray) -> n
     return out
 
 
-def about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
-    """(3, 3) rotation by ``angle`` radians about the unit ``axis`` (Rodrigues)."""
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k
-
-
 def heading_offset(
     rotations: np.ndarray,
     silhouettes: np.ndarray,
@@ -290,7 +270,7 @@ def heading_offset(
     best, best_score = None, -1.0
     needed = max(3, len(rotations) // 10)
     for angle in np.arange(steps) * 2 * np.pi / steps:
-        turned = rotations @ about_axis(vertical, angle)
+        turned = rotations @ so3_exp(angle * vertical)
         traces = np.einsum("nij,mij->nm", turned, reference)
         nearest = traces.argmax(1)
         close = np.degrees(np.arccos(np.clip((traces.max(1) - 1) / 2, -1, 1))) < MATCH_DEGREES
@@ -323,6 +303,6 @@ def align_headings(inits: list[RootPoseInit], silhouettes: list[np.ndarray]) -> 
             )
             continue
         poses = inits[v].poses.copy()
-        poses[:, :3, :3] = poses[:, :3, :3] @ about_axis(vertical, angle)
-        out[v] = RootPoseInit(poses, inits[v].source, inits[v].pairs)
+        poses[:, :3, :3] = poses[:, :3, :3] @ so3_exp(angle * vertical)
+        out[v] = dataclasses.replace(inits[v], poses=poses)
     return out

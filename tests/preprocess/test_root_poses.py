@@ -11,10 +11,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from lab4d_core.data.manifest import read_manifest
+from lab4d_core.geometry.transforms import so3_exp
 from lab4d_core.geometry.up import estimate_up_axis
 from lab4d_core.model.dynamic import SceneInfo
 from lab4d_core.preprocess.root_poses import (
-    about_axis,
     heading_offset,
     normalised_silhouettes,
     rotations_from_background,
@@ -105,7 +105,7 @@ def test_a_turn_between_two_videos_is_found_from_their_silhouettes(tiny_quad):
     crop2raw = [np.asarray(v.array("crop2raw", "crop"), np.float64) for v in videos]
     silhouettes = [normalised_silhouettes(v, "crop", c) for v, c in zip(videos, crop2raw)]
     rotations = [v.camera("01-canonical")[:, :3, :3] for v in videos]
-    turned = rotations[1] @ about_axis(WORLD_UP, np.radians(100.0))
+    turned = rotations[1] @ so3_exp(np.radians(100.0) * WORLD_UP)
     found = heading_offset(turned, silhouettes[1], rotations[0], silhouettes[0])
     assert found is not None
     # The turn that undoes it: (found + 100) is a multiple of 360 within one 10-degree step.
