@@ -43,7 +43,7 @@ from lab4d_core.eval.evaluate import evaluate_mesh_sequence, load_ground_truth
 from lab4d_core.eval.render_metrics import evaluate_training_views
 from lab4d_core.export.mesh import extract_canonical_mesh
 from lab4d_core.export.motion import posed_vertices
-from lab4d_core.model.dynamic import SceneInfo
+from lab4d_core.preprocess.scene import SceneInfo
 from lab4d_core.train.presets import parse_overrides, resolve
 from lab4d_core.train.trainer import Trainer
 

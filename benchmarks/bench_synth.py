@@ -47,10 +47,10 @@ def main() -> None:
     for (_, _, name), (_, _, _, cum, _) in stats.items():
         cumulative[name] = cumulative.get(name, 0.0) + cum
 
-    frames = cfg.num_videos * cfg.num_frames
+    frames = sum(cfg.frame_counts)
     rows = [(stage, cumulative.get(function, 0.0)) for stage, function in STAGES.items()]
     print(
-        f"{args.config.stem}: {cfg.num_videos} videos x {cfg.num_frames} frames, {cfg.resolution}px raw, "
+        f"{args.config.stem}: {cfg.num_videos} videos, {frames} frames, {cfg.resolution}px raw, "
         f"{cfg.train_res}px arrays, prefixes {'+'.join(cfg.prefixes)}"
     )
     print(f"{'stage':55s} {'seconds':>8s} {'share':>6s}")

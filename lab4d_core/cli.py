@@ -66,7 +66,9 @@ def _synth(args: argparse.Namespace) -> None:
         base = to_dict(source.synthetic)
     cfg = from_dict(SynthConfig, {**base, **given_arguments(args, SynthConfig)}, where="synth")
     manifest = synthesize(cfg, args.out, args.name)
-    print(f"wrote {args.out} ({cfg.num_videos} videos x {cfg.num_frames} frames) in {manifest['seconds']:.1f} s")
+    counts = cfg.frame_counts
+    frames = f"x {counts[0]} frames" if len(set(counts)) == 1 else f"of {', '.join(map(str, counts))} frames"
+    print(f"wrote {args.out} ({cfg.num_videos} videos {frames}) in {manifest['seconds']:.1f} s")
 
 
 def _link_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ import re
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -189,8 +190,9 @@ class SynthConfig:
     """Animation names of the asset, one per video (cycled)."""
     num_videos: int = 2
     """Number of videos (sequences) in the dataset."""
-    num_frames: int = 48
-    """Frames per video (at least 9: lab4d drops shorter videos)."""
+    num_frames: int | list[int] = 48
+    """Frames per video (at least 9: lab4d drops shorter videos): one count for all videos, or a list of counts,
+    one per video (cycled)."""
     fps: float = 30.0
     """Frame rate that motion speeds refer to."""
     resolution: int = 256
@@ -216,14 +218,45 @@ class SynthConfig:
     """Seed of morphology, colours, scene, motion phase and camera paths."""
     voxel: float = 0.012
     """Marching-cubes voxel size in metres for procedural characters (smaller: finer mesh)."""
+    reanimate: list[list[int]] = field(default_factory=list)
+    """Pairs [A, B] of videos whose true reanimation is written: B's body driven by A's joint rotations and root
+    pose, seen by A's cameras (GroundTruth/reanimate/A-to-B/; procedural characters only)."""
 
     def __post_init__(self) -> None:
         if self.character == "asset" and not self.asset:
             raise ValueError("character: asset needs asset: PATH.glb")
-        if self.num_videos < 1 or self.num_frames < 9:
-            raise ValueError("needs num_videos >= 1 and num_frames >= 9 (lab4d drops videos of 8 frames or fewer)")
+        if self.num_videos < 1:
+            raise ValueError(f"needs num_videos >= 1, got {self.num_videos}")
+        counts = self.num_frames if isinstance(self.num_frames, list) else [self.num_frames]
+        if not counts:
+            raise ValueError("num_frames: give a count, or a list of counts (one per video), not an empty list")
+        for k, count in enumerate(counts):
+            if count < 9:
+                where = f"num_frames[{k}]" if isinstance(self.num_frames, list) else "num_frames"
+                raise ValueError(f"{where} is {count}: each video needs at least 9 frames (lab4d drops shorter ones)")
         if self.resolution < 16 or self.train_res < 16:
             raise ValueError("resolution and train_res must be at least 16 pixels")
+        for pair in self.reanimate:
+            if len(pair) != 2:
+                raise ValueError(f"reanimate: {pair} is not a pair [A, B] of video indices")
+            if not all(0 <= v < self.num_videos for v in pair):
+                raise ValueError(f"reanimate: {pair} names a video outside 0..{self.num_videos - 1}")
+        if self.reanimate and self.character == "asset":
+            raise ValueError(
+                "reanimate: true reanimation is written for procedural characters only (character: human or quad), "
+                "not for character: asset; remove reanimate or pick a procedural character"
+            )
+
+    def frames(self, video: int) -> int:
+        """Number of frames of video ``video`` (num_frames, cycled when it is a list)."""
+        if isinstance(self.num_frames, list):
+            return self.num_frames[video % len(self.num_frames)]
+        return self.num_frames
+
+    @property
+    def frame_counts(self) -> list[int]:
+        """Number of frames of every video, in order."""
+        return [self.frames(video) for video in range(self.num_videos)]
 
 
 @dataclass
@@ -247,8 +280,12 @@ class SourceConfig:
 class ModelConfig:
     """The 4D model: canonical shape and colour field, deformation and cameras."""
 
-    fg_motion: Literal["rigid", "dense", "bob"] = "rigid"
-    """Deformation (lab4d): rigid (root pose only), dense (offset fields) or bob (25 Gaussian bones, blend skinning)."""
+    fg_motion: Literal[
+        "rigid", "dense", "bob", "skel-human", "skel-quad", "comp_skel-human_dense", "comp_skel-quad_dense"
+    ] = "rigid"
+    """Deformation (lab4d): rigid (root pose only), dense (offset fields), bob (25 Gaussian bones, blend
+    skinning), skel-human / skel-quad (a kinematic tree: joint rotations per frame, bone lengths per instance)
+    or comp_skel-<tree>_dense (the tree, then a small soft warp in rest space)."""
     single_inst: bool = True
     """One morphology code shared by all videos (true) or one per video (lab4d's --nosingle_inst)."""
     encoding: Literal["hashgrid", "fourier"] = "hashgrid"
@@ -338,6 +375,18 @@ class TrainConfig:
     """Weight of the skinning-weight entropy (bob)."""
     reg_gauss_skin_wt: float = 1e-3
     """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
+    inst_swap_prob: float = 0.2
+    """With single_inst: false, the probability that a frame is rendered with another video's instance (shape,
+    colour, bone lengths, skinning), once the swapping has faded (lab4d's code swapping: from 1 to 0.2 over its
+    first 2000 steps): instances then share what they can and differ where their videos disagree."""
+    inst_swap_fade: float = 0.5
+    """Fraction of training over which the swap probability falls from 1 to inst_swap_prob."""
+    reg_skel_prior_wt: float = 0.1
+    """Weight keeping a skeleton's bone lengths near the predefined proportions (skel-*), fading to zero over
+    training as in lab4d."""
+    reg_soft_deform_wt: float = 100.0
+    """Weight keeping the soft warp of comp_skel-* small (its squared offset over the object's radius squared),
+    so the skeleton explains the articulation (lab4d: 100)."""
     reg_cam_prior_wt: float = 0.1
     """Weight keeping root poses near the dataset's cameras (rotation angle plus translation over the object's size)."""
     cam_prior_fade: float = 0.3
@@ -362,6 +411,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.beta_anneal <= 1.0:
             raise ValueError(f"beta_anneal must be in (0, 1] (1: off), got {self.beta_anneal}")
+        if not (0.0 <= self.inst_swap_prob <= 1.0 and 0.0 <= self.inst_swap_fade <= 1.0):
+            raise ValueError(
+                f"inst_swap_prob and inst_swap_fade are a probability and a fraction of training in [0, 1], "
+                f"got {self.inst_swap_prob} and {self.inst_swap_fade}"
+            )
         if not 0.0 <= self.cam_prior_fade <= 1.0:
             raise ValueError(f"cam_prior_fade must be a fraction of training in [0, 1], got {self.cam_prior_fade}")
 
@@ -421,13 +475,25 @@ def add_arguments(parser, cls: type, rename: dict[str, str] | None = None) -> No
             inner = next(a for a in typing.get_args(inner) if a is not type(None))
         if origin is list:
             kwargs["nargs"] = "+"
-        if tp is bool:
+        if typing.get_origin(inner) is list:
+            # A list of lists on the command line: each item comma-separated, e.g. --reanimate 0,3 3,0.
+            kwargs["type"] = _comma_list(typing.get_args(inner)[0])
+            kwargs["metavar"] = "A,B"
+        elif tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(inner) is Literal:
             kwargs["choices"] = typing.get_args(inner)
         else:
             kwargs["type"] = inner
         parser.add_argument(flag, **kwargs)
+
+
+def _comma_list(item: type) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        return [item(part) for part in text.split(",")]
+
+    parse.__name__ = f"comma-separated {item.__name__} list"
+    return parse
 
 
 def given_arguments(args, cls: type) -> dict:

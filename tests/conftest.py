@@ -47,7 +47,8 @@ def untrained_bob(tiny_quad):
 
     from lab4d_core.config import ModelConfig
     from lab4d_core.data.manifest import read_manifest
-    from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+    from lab4d_core.model.dynamic import DynamicModel
+    from lab4d_core.preprocess.scene import SceneInfo
 
     database = read_manifest(tiny_quad / "manifest.json").database()
     torch.manual_seed(0)

@@ -32,8 +32,11 @@ def test_unknown_key_is_an_error_naming_it_and_the_file(tmp_path):
 
 
 def test_types_and_choices_are_checked():
-    with pytest.raises(Lab4dError, match="num_frames: expected int"):
+    with pytest.raises(Lab4dError, match=r"num_frames: 'many' is not int \| list\[int\]"):
         from_dict(SynthConfig, {"num_frames": "many"})
+    with pytest.raises(Lab4dError, match=r"num_frames\[1\] is 5: each video needs at least 9 frames"):
+        from_dict(SynthConfig, {"num_frames": [48, 5]})
+    assert from_dict(SynthConfig, {"num_videos": 3, "num_frames": [9, 12]}).frame_counts == [9, 12, 9]
     with pytest.raises(Lab4dError, match="'dragon' is not one of 'quad', 'human', 'asset'"):
         from_dict(SynthConfig, {"character": "dragon"})
     with pytest.raises(Lab4dError, match="exactly one of synthetic, path"):
@@ -55,6 +58,9 @@ def test_cli_flags_come_from_fields_and_only_given_ones_override():
     add_arguments(parser, SynthConfig)
     args = parser.parse_args(["--num-frames", "20", "--no-single-inst", "--motions", "walk", "wave"])
     assert given_arguments(args, SynthConfig) == {"num_frames": 20, "single_inst": False, "motions": ["walk", "wave"]}
+    assert given_arguments(parser.parse_args(["--reanimate", "0,3", "3,0"]), SynthConfig) == {
+        "reanimate": [[0, 3], [3, 0]]
+    }
     assert "Frames per video" in parser.format_help()
 
 
@@ -63,5 +69,6 @@ def test_schema_rejects_unknown_keys_and_documents_fields():
     synthetic = schema["properties"]["source"]["properties"]["synthetic"]["anyOf"][0]
     assert synthetic["additionalProperties"] is False
     num_frames = synthetic["properties"]["num_frames"]
-    assert num_frames["type"] == "integer" and num_frames["default"] == 48
+    assert num_frames["anyOf"] == [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]
+    assert num_frames["default"] == 48
     assert num_frames["description"].startswith("Frames per video")

@@ -10,15 +10,12 @@ partner frame and projecting it with that frame's camera.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lab4d_core.config import ModelConfig
-from lab4d_core.data.database import Database
 from lab4d_core.geometry.up import estimate_up_axis
 from lab4d_core.model.deform import build_deformation
 from lab4d_core.model.encodings import HashGridEncoding
@@ -36,7 +33,9 @@ from lab4d_core.model.render import (
 )
 from lab4d_core.model.shading import SphericalHarmonicShading
 from lab4d_core.model.time import FrameInfo
-from lab4d_core.preprocess.root_poses import RootPoseInit, align_headings, initial_root_poses, normalised_silhouettes
+
+if TYPE_CHECKING:  # built where the database is read; the model takes its plain arrays
+    from lab4d_core.preprocess.scene import SceneInfo
 
 
 class Camera(NamedTuple):
@@ -48,98 +47,13 @@ class Camera(NamedTuple):
     intrinsics: Tensor
 
 
-@dataclass
-class SceneInfo:
-    """What the model needs to know about a dataset, gathered once from the processed arrays."""
-
-    frame_info: FrameInfo
-    ks: np.ndarray
-    """(V, 4) raw intrinsics per video (from the dataset config)."""
-    crop2raw: np.ndarray
-    """(F, 4) array pixel -> raw pixel of every frame."""
-    root_poses: np.ndarray
-    """(F, 4, 4) initial object-to-camera poses."""
-    object_radius: float
-    """Rough object radius in scene units, from mask areas and camera distances."""
-    root_pose_sources: list[str]
-    """Per video, where the initial root poses came from (``lab4d_core.preprocess.root_poses``)."""
-    root_pose_estimated: list[bool]
-    """Per video, whether its initial root poses are only an estimate, whose prior fades in training."""
-    pair_rotations: np.ndarray
-    """(F, 3, 3) the object's rotation (camera coordinates) from each frame to the next of its video, measured
-    by optical flow and depth (``lab4d_core.preprocess.root_poses.relative_rotations``)."""
-    pair_valid: np.ndarray
-    """(F,) bool: whether frame f's pair was measured (never for a video's last frame, nor without depth maps)."""
-
-    @classmethod
-    def from_database(cls, database: Database, prefix: str) -> SceneInfo:
-        crop2raw, inits, silhouettes = [], [], []
-        for video in database.videos:
-            c2r = np.asarray(video.array("crop2raw", prefix), dtype=np.float64)
-            crop2raw.append(c2r)
-            inits.append(initial_root_poses(video, prefix, c2r))
-            silhouettes.append(normalised_silhouettes(video, prefix, c2r))
-        inits = align_headings(inits, silhouettes)
-        radii = []
-        for video, c2r, init in zip(database.videos, crop2raw, inits):
-            radii.append(_radius_from_masks(video, prefix, c2r, init.poses))
-            video.release()
-        frame_info = FrameInfo.from_counts(
-            [v.kept_ids for v in database.videos], [v.num_frames_raw for v in database.videos]
-        )
-        return cls(
-            frame_info=frame_info,
-            ks=np.stack([v.ks for v in database.videos]),
-            crop2raw=np.concatenate(crop2raw),
-            root_poses=np.concatenate([init.poses for init in inits]),
-            # A high percentile: foreshortened views understate an elongated animal's length.
-            object_radius=float(np.percentile(np.concatenate(radii), 90)),
-            root_pose_sources=[init.source for init in inits],
-            root_pose_estimated=[init.estimated for init in inits],
-            **_pairs(inits),
-        )
-
-
-def _pairs(inits: list[RootPoseInit]) -> dict[str, np.ndarray]:
-    """Every video's frame-to-frame rotations, in the model's frame order (a video's last frame has none)."""
-    rotations, valid = [], []
-    for init in inits:
-        count = len(init.poses)
-        pair_rotations, pair_valid = np.tile(np.eye(3), (count, 1, 1)), np.zeros(count, dtype=bool)
-        if init.pairs is not None:
-            pair_rotations[:-1], pair_valid[:-1] = init.pairs.rotations, init.pairs.valid
-        rotations.append(pair_rotations)
-        valid.append(pair_valid)
-    return {"pair_rotations": np.concatenate(rotations), "pair_valid": np.concatenate(valid)}
-
-
-def _sampled(num: int, most: int = 32) -> np.ndarray:
-    return np.unique(np.linspace(0, num - 1, min(num, most)).round().astype(int))
-
-
-def _radius_from_masks(video, prefix: str, crop2raw: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """Half-diagonal of each sampled silhouette's box, back-projected to the object's depth."""
-    frames = _sampled(video.num_frames)
-    masks = np.asarray(video.array("mask", prefix)[frames, ..., 0])
-    radii = []
-    for f, mask in zip(frames, masks):
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            continue
-        # Crops are anisotropic: measure each axis with its own focal length.
-        half_x = (xs.max() - xs.min() + 1) / 2 * crop2raw[f, 0] / video.ks[0]
-        half_y = (ys.max() - ys.min() + 1) / 2 * crop2raw[f, 1] / video.ks[1]
-        radii.append(np.hypot(half_x, half_y) * poses[f, 2, 3])
-    return np.asarray(radii if radii else [1.0])
-
-
 class DynamicModel(nn.Module):
     """Canonical field + deformation + root poses + intrinsics."""
 
     def __init__(self, cfg: ModelConfig, scene: SceneInfo, init_field: bool = True):
         super().__init__()
         self.cfg = cfg
-        info = scene.frame_info
+        info = FrameInfo.from_counts(scene.kept_ids, scene.raw_counts)
         self.num_inst = 1 if cfg.single_inst else info.num_videos
         radius = scene.object_radius
         self.register_buffer("video_of_frame", info.video_of_frame.clone())
@@ -169,12 +83,10 @@ class DynamicModel(nn.Module):
             cfg.fg_motion,
             info,
             self.num_inst,
-            **(
-                {"num_bones": cfg.num_bones, "init_radius": 0.5 * radius, "init_scale": cfg.bone_scale * radius}
-                if cfg.fg_motion == "bob"
-                else {}
-            ),
+            **_deformation_options(cfg, radius),
         )
+        if init_field and hasattr(self.deform, "rest_shape"):
+            self.field.init_shape(*self.deform.rest_shape())
         self.shading = SphericalHarmonicShading(info.num_videos) if cfg.shading == "sh" else None
         self.root = RootPose(
             torch.as_tensor(scene.root_poses, dtype=torch.float32),
@@ -215,6 +127,7 @@ class DynamicModel(nn.Module):
         noise: dict[str, Tensor] | None = None,
         occupancy: dict[str, Tensor] | None = None,
         camera: Camera | None = None,
+        inst: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Render (N, K) pixels of N frames: rgb, opacity, depth and expected canonical point per pixel.
 
@@ -226,15 +139,21 @@ class DynamicModel(nn.Module):
 
         ``noise`` holds uniform draws ``stratified`` (N, K, num_samples) and ``importance``
         (N, K, num_importance) for training; None renders deterministically. ``camera`` replaces
-        the frames' own cameras (their root poses and intrinsics), e.g. for novel views.
+        the frames' own cameras (their root poses and intrinsics), e.g. for novel views. ``inst`` (N,)
+        replaces the frames' own instances (shape, colour, bone lengths, skinning): another individual
+        moving as these frames do, for reanimation or lab4d's code swapping; ``occupancy`` then bounds it.
         """
         noise = noise or {}
+        inst = self.instance(frame) if inst is None else inst
         n, k = xy.shape[:2]
         if camera is None:
             camera = Camera(*self.root(frame), self.intrinsics(frame))
         rotation, translation, intrinsics = camera.rotation, camera.translation, camera.intrinsics
         directions = pixel_directions(xy, intrinsics)
-        near, far, hit = box_bounds(directions, rotation, translation, self.proxy_lo[frame], self.proxy_hi[frame])
+        lo, hi = (
+            (self.proxy_lo[frame], self.proxy_hi[frame]) if occupancy is None else (occupancy["lo"], occupancy["hi"])
+        )
+        near, far, hit = box_bounds(directions, rotation, translation, lo, hi)
         if occupancy is not None:
             near, far, hit_occupied = self._occupied(directions, rotation, translation, near, far, occupancy)
             hit = hit & hit_occupied
@@ -246,14 +165,14 @@ class DynamicModel(nn.Module):
 
         pose = (rotation[ray_frame], translation[ray_frame])
         near, far, directions = rays(near), rays(far), rays(directions)
-        frame_of_ray = frame[ray_frame]
+        frame_of_ray, inst_of_ray = frame[ray_frame], inst[ray_frame]
         depths = stratified_depths(near, far, num_samples, _rays_or_none(noise.get("stratified"), rays))
         if num_importance > 0:
-            coarse = self._coarse_weights(depths, directions, *pose, frame_of_ray, far)
+            coarse = self._coarse_weights(depths, directions, *pose, frame_of_ray, inst_of_ray, far)
             uniform = _rays_or_none(noise.get("importance"), rays)
             fine = importance_depths(depths, coarse, num_importance, uniform)
             depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
-        shaded = self._shade(depths, directions, *pose, frame_of_ray, far)
+        shaded = self._shade(depths, directions, *pose, frame_of_ray, inst_of_ray, far)
         out = {"hit": hit, "ray_index": ray_index, "samples": shaded.pop("samples"), "intrinsics": intrinsics}
         for key, value in shaded.items():
             full = value.new_zeros((n * k, *value.shape[1:]))
@@ -269,20 +188,26 @@ class DynamicModel(nn.Module):
         num_importance: int = 0,
         chunk: int = 4096,
         camera: Camera | None = None,
+        inst: int | None = None,
     ) -> dict[str, Tensor]:
         """Opacity (P,), rgb (P, 3), depth (P,) and canonical point (P, 3) of pixels ``xy`` (P, 2)
-        of one frame, on the CPU; ``camera`` (batch of one) replaces the frame's own.
+        of one frame, on the CPU; ``camera`` (batch of one) replaces the frame's own, ``inst`` the frame's
+        own instance (another individual moving as this frame does: reanimation).
 
         Rays are cut to the occupied cells of the frame's occupancy grid, so even a few stratified
         samples land near the surface; chunks of ``chunk`` rays bound the memory at any resolution.
         """
         device = self.bound.device
         frame_ids = torch.tensor([frame], device=device)
-        occupancy = self.frame_occupancy(frame_ids)
+        inst_ids = self.instance(frame_ids) if inst is None else torch.tensor([inst], device=device)
+        box = None if inst is None else self.posed_box(frame_ids, inst)
+        occupancy = self.frame_occupancy(frame_ids, inst=inst_ids, box=box)
         parts: dict[str, list[Tensor]] = {"opacity": [], "rgb": [], "depth": [], "canonical": []}
         for start in range(0, len(xy), chunk):
             pixels = xy[None, start : start + chunk].to(device)
-            out = self.render_rays(frame_ids, pixels, num_samples, num_importance, occupancy=occupancy, camera=camera)
+            out = self.render_rays(
+                frame_ids, pixels, num_samples, num_importance, occupancy=occupancy, camera=camera, inst=inst_ids
+            )
             for key in parts:
                 parts[key].append(out[key][0].cpu())
         return {key: torch.cat(values) for key, values in parts.items()}
@@ -308,42 +233,49 @@ class DynamicModel(nn.Module):
         return near.view(n, k), far.view(n, k), hit.view(n, k)
 
     @torch.no_grad()
-    def frame_occupancy(self, frame: Tensor, resolution: int = 32) -> dict[str, Tensor]:
-        """Occupancy grids of frames (N,) over their proxy boxes, for :meth:`render_rays`.
+    def frame_occupancy(
+        self,
+        frame: Tensor,
+        resolution: int = 32,
+        inst: Tensor | None = None,
+        box: tuple[Tensor, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Occupancy grids of frames (N,) over their proxy boxes (or ``box``: lo, hi), for :meth:`render_rays`,
+        of the frames' own instances (or ``inst`` (N,)).
 
         Cell centres are warped to canonical space and marked occupied where the SDF is within
         reach of the density (half a cell diagonal plus 4 beta), then dilated by a cell, since
         the warp bends straight lines between centres.
         """
-        lo, hi = self.proxy_lo[frame], self.proxy_hi[frame]
+        lo, hi = (self.proxy_lo[frame], self.proxy_hi[frame]) if box is None else box
+        inst = self.instance(frame) if inst is None else inst
         u = (torch.arange(resolution, device=lo.device, dtype=lo.dtype) + 0.5) / resolution
         unit = torch.stack(torch.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
         points = lo[:, None] + unit * (hi - lo)[:, None]
-        canonical = self.deform.warp_to_canonical(points, frame, self.instance(frame))
-        sdf = self.field.sdf(canonical, self.instance(frame)[:, None])
+        canonical = self.deform.warp_to_canonical(points, frame, inst)
+        sdf = self.field.sdf(canonical, inst[:, None])
         reach = 0.5 * ((hi - lo) / resolution).norm(dim=-1, keepdim=True) + 4 * self.field.beta
         grid = (sdf < reach).view(-1, 1, resolution, resolution, resolution).float()
         grid = torch.nn.functional.max_pool3d(grid, 3, stride=1, padding=1) > 0
         return {"lo": lo, "hi": hi, "grid": grid.view(-1, resolution, resolution, resolution)}
 
-    def _canonical_samples(self, depths, directions, rotation, translation, frame) -> Tensor:
-        """(M, S, 3) canonical points at depths (M, S) along directions (M, 3) of frames (M,)."""
+    def _canonical_samples(self, depths, directions, rotation, translation, frame, inst) -> Tensor:
+        """(M, S, 3) canonical points at depths (M, S) along directions (M, 3) of frames (M,), instances (M,)."""
         points_cam = directions[:, None, :] * depths[..., None]
         # Row-vector form of R^T (p - t): camera -> object coordinates.
         points_obj = (points_cam - translation[:, None]) @ rotation
-        return self.deform.warp_to_canonical(points_obj, frame, self.instance(frame))
+        return self.deform.warp_to_canonical(points_obj, frame, inst)
 
     @torch.no_grad()
-    def _coarse_weights(self, depths, directions, rotation, translation, frame, far) -> Tensor:
+    def _coarse_weights(self, depths, directions, rotation, translation, frame, inst, far) -> Tensor:
         """(M, S) volume-rendering weights that place the importance samples; no colour is needed."""
-        canonical = self._canonical_samples(depths, directions, rotation, translation, frame)
-        sdf = self.field.sdf(canonical, self.instance(frame)[:, None])
+        canonical = self._canonical_samples(depths, directions, rotation, translation, frame, inst)
+        sdf = self.field.sdf(canonical, inst[:, None])
         return volsdf_weights(self.field.density(sdf), depths, far)
 
-    def _shade(self, depths, directions, rotation, translation, frame, far) -> dict[str, Tensor]:
-        """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames (M,)."""
-        inst = self.instance(frame)
-        canonical = self._canonical_samples(depths, directions, rotation, translation, frame)
+    def _shade(self, depths, directions, rotation, translation, frame, inst, far) -> dict[str, Tensor]:
+        """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames and instances (M,)."""
+        canonical = self._canonical_samples(depths, directions, rotation, translation, frame, inst)
         field = self.field(canonical, inst[:, None], frame[:, None])
         weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
@@ -351,7 +283,7 @@ class DynamicModel(nn.Module):
         depth = (weights * depths).sum(-1) / opacity.clamp(min=1e-6)
         if self.shading is not None:
             surface = (((directions * depth[:, None] - translation)[:, None]) @ rotation).squeeze(1)
-            rgb = rgb * self.shading(self._posed_normal(surface, frame), self.video_of_frame[frame])[:, None]
+            rgb = rgb * self.shading(self._posed_normal(surface, frame, inst), self.video_of_frame[frame])[:, None]
         return {
             "opacity": opacity,
             "rgb": rgb,
@@ -361,14 +293,13 @@ class DynamicModel(nn.Module):
         }
 
     @torch.no_grad()
-    def _posed_normal(self, points: Tensor, frame: Tensor) -> Tensor:
+    def _posed_normal(self, points: Tensor, frame: Tensor, inst: Tensor) -> Tensor:
         """(M, 3) unit normals at points (M, 3, object coordinates) of frames (M,): central differences of the
         canonical SDF through the backward warp; zero where the stencil leaves the field's bound.
 
         The step, bound / 128, is a cell of the cpu preset's finest hash level: the normal follows the
         surface, not the trilinear facets within cells.
         """
-        inst = self.instance(frame)
         canonical = self.deform.warp_to_canonical(_central_stencil(points, float(self.bound) / 128.0), frame, inst)
         sdf = self.field.sdf(canonical, inst[:, None])
         gradient = sdf[:, :3] - sdf[:, 3:]
@@ -396,28 +327,42 @@ class DynamicModel(nn.Module):
         into it, bounds that frame's rays. An instance with no such cell keeps its boxes. The
         occupancy grids are dilated by a cell, so the shape can grow by a cell per refit.
         """
+        instance_of_frame = self.instance(torch.arange(len(self.proxy_lo), device=self.bound.device))
+        for inst in range(self.num_inst):
+            surface = self._surface_cells(inst, resolution)
+            if surface is None:
+                continue
+            frames = (instance_of_frame == inst).nonzero().squeeze(1)
+            for part in frames.split(chunk_frames):
+                self.proxy_lo[part], self.proxy_hi[part] = self._posed_cells_box(*surface, part, inst)
+        if self.cfg.occupancy_res > 0:
+            for part in torch.arange(len(self.proxy_lo), device=self.bound.device).split(chunk_frames):
+                self.occupancy_grid[part] = self.frame_occupancy(part, self.cfg.occupancy_res)["grid"]
+
+    @torch.no_grad()
+    def posed_box(self, frame: Tensor, inst: int, resolution: int = 32) -> tuple[Tensor, Tensor] | None:
+        """Boxes lo, hi (N, 3, object coordinates) around instance ``inst``'s shape posed at frames (N,),
+        widened by ``proxy_margin`` as the proxy boxes are; None when the instance has no surface yet."""
+        surface = self._surface_cells(inst, resolution)
+        return None if surface is None else self._posed_cells_box(*surface, frame, inst)
+
+    def _surface_cells(self, inst: int, resolution: int) -> tuple[Tensor, float] | None:
+        """Centres of the canonical cells (at most :data:`PROXY_POINTS`) within a cell of instance ``inst``'s
+        surface or inside it, and the cell size; None when there are none."""
         bound = float(self.field.scale)
         cell = 2.0 * bound / resolution
         axis = (torch.arange(resolution, device=self.bound.device, dtype=torch.float32) + 0.5) * cell - bound
         grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        instance_of_frame = self.instance(torch.arange(len(self.proxy_lo), device=grid.device))
-        for inst in range(self.num_inst):
-            sdf = torch.cat(
-                [self.field.sdf(part, torch.tensor(inst, device=grid.device)) for part in grid.split(65536)]
-            )
-            points = grid[sdf < cell]
-            if len(points) == 0:
-                continue
-            points = points[:: max(1, len(points) // PROXY_POINTS)]
-            frames = (instance_of_frame == inst).nonzero().squeeze(1)
-            for part in frames.split(chunk_frames):
-                inst_ids = torch.full_like(part, inst)
-                warped = self.deform.warp_to_frame(points.expand(len(part), -1, -1), part, inst_ids)
-                self.proxy_lo[part] = warped.amin(1) - self.proxy_margin - 0.5 * cell
-                self.proxy_hi[part] = warped.amax(1) + self.proxy_margin + 0.5 * cell
-        if self.cfg.occupancy_res > 0:
-            for part in torch.arange(len(self.proxy_lo), device=grid.device).split(chunk_frames):
-                self.occupancy_grid[part] = self.frame_occupancy(part, self.cfg.occupancy_res)["grid"]
+        code = torch.tensor(inst, device=grid.device)
+        sdf = torch.cat([self.field.sdf(part, code) for part in grid.split(65536)])
+        points = grid[sdf < cell]
+        if len(points) == 0:
+            return None
+        return points[:: max(1, len(points) // PROXY_POINTS)], cell
+
+    def _posed_cells_box(self, points: Tensor, cell: float, frame: Tensor, inst: int) -> tuple[Tensor, Tensor]:
+        warped = self.deform.warp_to_frame(points.expand(len(frame), -1, -1), frame, torch.full_like(frame, inst))
+        return warped.amin(1) - self.proxy_margin - 0.5 * cell, warped.amax(1) + self.proxy_margin + 0.5 * cell
 
     @torch.no_grad()
     def update_up_axis(self) -> None:
@@ -426,9 +371,10 @@ class DynamicModel(nn.Module):
         rotation, _ = self.root(torch.arange(len(self.root.base_rotation), device=self.up_axis.device))
         self.up_axis.copy_(torch.as_tensor(estimate_up_axis(rotation), dtype=self.up_axis.dtype))
 
-    def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor) -> Tensor:
-        """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3)."""
-        points = self.deform.warp_to_frame(canonical, partner, self.instance(partner))
+    def predict_flow(self, canonical: Tensor, xy: Tensor, partner: Tensor, inst: Tensor | None = None) -> Tensor:
+        """Flow to ``partner`` of pixels whose expected canonical points are ``canonical`` (N, K, 3), of
+        instances ``inst`` (N,) (default: the partners' own)."""
+        points = self.deform.warp_to_frame(canonical, partner, self.instance(partner) if inst is None else inst)
         rotation, translation = self.root(partner)
         camera = points @ rotation.transpose(1, 2) + translation[:, None]
         return project(camera, self.intrinsics(partner)) - xy
@@ -452,9 +398,9 @@ PROXY_POINTS = 4096
 PROXY_MARGIN = 0.15
 """Proxy boxes reach this far (relative to the object's radius) beyond the current shape."""
 
-_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation", "light"}
+_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation", "light", "log_size", "shift", "log_gauss"}
 """Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales,
-and the videos' lights."""
+the videos' lights, and a skeleton's size, placement and part extents."""
 
 
 def _central_stencil(points: Tensor, eps: float) -> Tensor:
@@ -465,6 +411,15 @@ def _central_stencil(points: Tensor, eps: float) -> Tensor:
 
 def _rays_or_none(values: Tensor | None, select) -> Tensor | None:
     return None if values is None else select(values)
+
+
+def _deformation_options(cfg: ModelConfig, radius: float) -> dict:
+    """Options of the deformation beyond frames and instances: bones are sized by the object."""
+    if cfg.fg_motion == "bob":
+        return {"num_bones": cfg.num_bones, "init_radius": 0.5 * radius, "init_scale": cfg.bone_scale * radius}
+    if "skel-" in cfg.fg_motion:
+        return {"object_radius": radius}
+    return {}
 
 
 def _encoding_options(cfg: ModelConfig) -> dict:

@@ -11,7 +11,7 @@ available as ``encoding="fourier"``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -205,21 +205,54 @@ class NeuralSDF(nn.Module):
         finally:
             self.alpha = alpha
 
+    def init_shape(
+        self, target: Callable[[torch.Tensor], torch.Tensor], anchors: torch.Tensor, steps: int = 300, lr: float = 2e-3
+    ) -> None:
+        """Pre-fit the SDF to ``target`` (points (P, 3) -> SDF (P,)), sampled half uniformly and half near
+        ``anchors`` (A, 3), points on or inside the shape; as :meth:`init_sphere`, with the coarse-to-fine
+        window closed. lab4d starts its skeleton models from the bones' SDF this way."""
+        bound = self.scale.detach()
+        generator = torch.Generator(device=anchors.device).manual_seed(1)
+
+        def near(count: int) -> torch.Tensor:
+            index = torch.randint(len(anchors), (count,), generator=generator, device=anchors.device)
+            jitter = 0.05 * bound * torch.randn(count, 3, generator=generator, device=anchors.device)
+            return anchors[index] + jitter
+
+        alpha, self.alpha = self.alpha, 0.0
+        try:
+            with _single_cpu_thread():
+                self._fit(target, near, steps, 512, lr)
+        finally:
+            self.alpha = alpha
+
     def _fit_sphere(self, radius: float, steps: int, batch: int, lr: float) -> None:
         device = self.log_scale.device
         generator = torch.Generator(device=device).manual_seed(0)
+        bound = self.scale.detach()
+
+        def shell(count: int) -> torch.Tensor:
+            normal = torch.randn(count, 3, generator=generator, device=device)
+            radii = radius + 0.1 * bound * torch.randn(count, 1, generator=generator, device=device)
+            return normal / normal.norm(dim=-1, keepdim=True) * radii
+
+        self._fit(lambda x: x.norm(dim=-1) - radius, shell, steps, batch, lr, generator)
+
+    def _fit(self, target, near, steps: int, batch: int, lr: float, generator: torch.Generator | None = None) -> None:
+        """Adam on the trunk alone: L1 between the SDF and ``target`` at ``batch`` points per step, half
+        uniform in the bound, half from ``near(count)``."""
+        device = self.log_scale.device
+        generator = generator or torch.Generator(device=device).manual_seed(0)
         params = list(self.trunk.parameters())
         optimizer = torch.optim.Adam(params, lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.01 * lr)
         bound = self.scale.detach()
         for _ in range(steps):
             uniform = (torch.rand(batch // 2, 3, generator=generator, device=device) * 2.0 - 1.0) * bound
-            normal = torch.randn(batch - batch // 2, 3, generator=generator, device=device)
-            shell = radius + 0.1 * bound * torch.randn(batch - batch // 2, 1, generator=generator, device=device)
-            x = torch.cat([uniform, normal / normal.norm(dim=-1, keepdim=True) * shell])
+            x = torch.cat([uniform, near(batch - batch // 2)])
             inst = torch.randint(self.inst_codes.num_embeddings, (batch,), generator=generator, device=device)
             # L1: the far field (|x| up to sqrt(3) bound) would dominate a squared loss.
-            loss = (self.sdf(x, inst) - (x.norm(dim=-1) - radius)).abs().mean()
+            loss = (self.sdf(x, inst) - target(x)).abs().mean()
             # Gradients of the trunk only: no dense table gradient, no stale .grad left elsewhere.
             for param, grad in zip(params, torch.autograd.grad(loss, params)):
                 param.grad = grad

@@ -9,7 +9,8 @@ import torch
 from lab4d_core.config import DatasetConfig, from_dict
 from lab4d_core.data.database import Database
 from lab4d_core.data.manifest import read_manifest
-from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.dynamic import DynamicModel
+from lab4d_core.preprocess.scene import SceneInfo
 from lab4d_core.train.checkpoint import load_checkpoint
 
 

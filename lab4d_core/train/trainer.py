@@ -29,8 +29,9 @@ from tqdm import tqdm
 from lab4d_core.config import DatasetConfig, to_dict
 from lab4d_core.data.manifest import Manifest
 from lab4d_core.data.sampler import PairSampler
-from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.dynamic import DynamicModel
 from lab4d_core.model.render import pixel_grid
+from lab4d_core.preprocess.scene import SceneInfo
 from lab4d_core.train import losses as L
 from lab4d_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process
@@ -171,6 +172,7 @@ class Trainer:
         model.field.alpha = linear(progress, 0.5, 1.0, 0.0, 0.5)
         model.field.beta_factor.fill_(log_linear(progress, 1.0, train.beta_anneal, 0.5, 1.0))
         noise = self._noise(batch["xy"].shape[1])
+        frame_inst = self._instances(batch["frame"], progress)
         out = model.render_rays(
             batch["frame"],
             batch["xy"],
@@ -178,6 +180,7 @@ class Trainer:
             train.num_importance,
             noise,
             occupancy=model.training_occupancy(batch["frame"]),
+            inst=frame_inst,
         )
         valid = batch["vis2d"]
         mask = batch["mask"] & valid
@@ -188,7 +191,7 @@ class Trainer:
             "mask": L.mask_loss(out["opacity"], batch["mask"], valid),
             "rgb": L.rgb_loss(rgb, batch["rgb"], mask),
         }
-        flow = model.predict_flow(out["canonical"], batch["xy"], batch["partner"])
+        flow = model.predict_flow(out["canonical"], batch["xy"], batch["partner"], frame_inst)
         has_flow = mask & out["hit"] & (batch["flow"][..., 2] > 0)
         terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow, train.train_res)
         if "depth" in batch and train.depth_wt > 0:
@@ -199,13 +202,13 @@ class Trainer:
         chosen = (out["ray_index"] % pixels) < max(1, round(pixels * EIKONAL_RAY_FRACTION))
         samples = out["samples"][chosen]
         ray_frames = batch["frame"][out["ray_index"][chosen] // pixels]
+        ray_inst = frame_inst[out["ray_index"][chosen] // pixels]
         count = global_sum(torch.tensor(float(samples[..., 0].numel()), device=samples.device)).clamp(min=1.0)
         # Means over this rank's samples, re-weighted to their share of all ranks' samples; a rank
         # without any still computes every term (at weight 0), so all ranks reduce the same terms.
         share = samples[..., 0].numel() / count
         if not len(samples):
-            samples, ray_frames = samples.new_zeros(1, 1, 3), batch["frame"][:1]
-        ray_inst = model.instance(ray_frames)
+            samples, ray_frames, ray_inst = samples.new_zeros(1, 1, 3), batch["frame"][:1], frame_inst[:1]
         points = samples.reshape(-1, 3)
         inst = ray_inst[:, None].expand(samples.shape[:2]).reshape(-1)
         terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst)) * (share > 0)
@@ -220,6 +223,21 @@ class Trainer:
         if train.reg_root_flow_wt > 0:
             terms["reg_root_flow"] = model.root.pair_disagreement() / self.world
         return terms, out["samples"].shape[0] * out["samples"].shape[1]
+
+    def _instances(self, frames: torch.Tensor, progress: float) -> torch.Tensor:
+        """Instance of each of this rank's frames (N,): its own, or with lab4d's code swapping (``inst_swap_prob``)
+        another video's, drawn for the global batch so any world size swaps alike."""
+        own = self.model.instance(frames)
+        train, count = self.cfg.train, self.model.num_inst
+        probability = linear(progress, 1.0, train.inst_swap_prob, 0.0, train.inst_swap_fade)
+        if count == 1 or probability == 0:
+            return own
+        generator = torch.Generator().manual_seed(train.seed * 1_000_003 + self.step + 7)
+        total = 2 * train.imgs_per_gpu
+        shard = slice(self.rank * total // self.world, (self.rank + 1) * total // self.world)
+        swap = (torch.rand(total, generator=generator) < probability)[shard].to(own.device)
+        other = torch.randint(count, (total,), generator=generator)[shard].to(own.device)
+        return torch.where(swap, other, own)
 
     def _noise(self, pixels: int) -> dict[str, torch.Tensor]:
         """Sampling noise of this rank's rays, cut from draws for the global batch (same for any world size)."""
@@ -241,7 +259,7 @@ class Trainer:
         with torch.no_grad():
             sdf = self.model.field.sdf(points, inst)
             inside = (sdf < 0).to(points.dtype)
-        occupancy = self.model.deform.gauss_occupancy(points).clamp(1e-4, 1 - 1e-4)
+        occupancy = self.model.deform.gauss_occupancy(points, inst=inst).clamp(1e-4, 1 - 1e-4)
         return torch.nn.functional.binary_cross_entropy(occupancy, inside)
 
     def weights(self, progress: float) -> dict[str, float]:
@@ -256,6 +274,8 @@ class Trainer:
             "reg_delta_skin": train.reg_delta_skin_wt,
             "reg_skin_entropy": train.reg_skin_entropy_wt,
             "reg_gauss_skin": train.reg_gauss_skin_wt,
+            "reg_skel_prior": train.reg_skel_prior_wt * linear(progress, 1.0, 0.0, 0.0, 1.0),
+            "reg_soft_deform": train.reg_soft_deform_wt,
             "reg_cam_prior": train.reg_cam_prior_wt,
             "reg_root_flow": train.reg_root_flow_wt,
         }

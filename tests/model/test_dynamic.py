@@ -8,9 +8,10 @@ import torch
 from lab4d_core.config import DatasetConfig, ModelConfig, SourceConfig, TrainConfig, to_dict
 from lab4d_core.data.manifest import read_manifest
 from lab4d_core.geometry.rotation import so3_exp, so3_log
-from lab4d_core.model.dynamic import DynamicModel, SceneInfo
+from lab4d_core.model.dynamic import DynamicModel
 from lab4d_core.model.loading import load_model
 from lab4d_core.model.render import pixel_grid
+from lab4d_core.preprocess.scene import SceneInfo
 from lab4d_core.train.checkpoint import save_checkpoint
 
 SMALL = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64, "num_bones": 4}
@@ -85,11 +86,12 @@ def test_posed_normals_follow_the_backward_warp(scene):
     model.deform.warp_to_canonical = lambda points, frame, inst: points - shift
     radius = 0.6 * scene[0].object_radius  # the initial sphere, moved by the warp to ``shift``
     directions = torch.nn.functional.normalize(torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
-    normals = model._posed_normal(shift + radius * directions, torch.zeros(64, dtype=torch.long))
+    zeros = torch.zeros(64, dtype=torch.long)
+    normals = model._posed_normal(shift + radius * directions, zeros, zeros)
     cosine = (normals * directions).sum(-1)
     assert float(cosine.min()) > 0.98
     far_outside = torch.full((1, 3), 10.0 * float(model.bound))
-    assert torch.equal(model._posed_normal(far_outside, torch.zeros(1, dtype=torch.long)), torch.zeros(1, 3))
+    assert torch.equal(model._posed_normal(far_outside, zeros[:1], zeros[:1]), torch.zeros(1, 3))
 
 
 def test_shading_scales_the_colour_of_its_own_videos_frames(scene):

@@ -13,12 +13,12 @@ from scipy.spatial.transform import Rotation
 from lab4d_core.data.manifest import read_manifest
 from lab4d_core.geometry.transforms import so3_exp
 from lab4d_core.geometry.up import estimate_up_axis
-from lab4d_core.model.dynamic import SceneInfo
 from lab4d_core.preprocess.root_poses import (
     heading_offset,
     normalised_silhouettes,
     rotations_from_background,
 )
+from lab4d_core.preprocess.scene import SceneInfo
 
 WORLD_UP = np.array([0.0, -1.0, 0.0])
 """The synthetic world is y-down."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.measure import marching_cubes
 
-from lab4d_core.model.skeletons import Skeleton, get_skeleton
+from lab4d_core.geometry.skeletons import Skeleton, get_skeleton
 
 
 @dataclass
@@ -193,41 +193,87 @@ def _largest_component(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray
     return verts[used], remap[keep_faces]
 
 
+LIMB_SPREAD = (0.86, 1.14)
+"""Range of the leg, arm and trunk length factors that the instances of one dataset spread evenly over: the
+longest-legged instance's legs are 1.14 / 0.86 = 1.33x the shortest's, whatever the number of instances."""
+
+
 @dataclass(frozen=True)
 class Morphology:
-    """Per-instance body proportions, drawn from a seed."""
+    """Per-instance body proportions: factors on the rest skeleton's bone lengths, and on thickness."""
 
-    limb_length: float = 1.0
+    leg_length: float = 1.0
+    """Thigh and shin (human), or the hind legs below the hip (quadruped)."""
+    arm_length: float = 1.0
+    """Upper arm and forearm (human), or the front legs below the shoulder (quadruped)."""
     body_length: float = 1.0
+    """Spine segments between pelvis and chest."""
     neck_length: float = 1.0
     tail_length: float = 1.0
     thickness: float = 1.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> Morphology:
+        """Random proportions; arms and legs share one factor (a quadruped's four feet then reach one floor)."""
+        limb = rng.uniform(0.8, 1.25)
         return cls(
-            limb_length=rng.uniform(0.8, 1.25),
+            leg_length=limb,
+            arm_length=limb,
             body_length=rng.uniform(0.85, 1.2),
             neck_length=rng.uniform(0.8, 1.3),
             tail_length=rng.uniform(0.6, 1.4),
             thickness=rng.uniform(0.85, 1.15),
         )
 
+    @classmethod
+    def spread(cls, kind: str, instance: int, num_instances: int, seed: int) -> Morphology:
+        """Proportions of instance ``instance`` of ``num_instances`` that differ deliberately.
+
+        Leg, arm and trunk factors are evenly spaced over :data:`LIMB_SPREAD`, each in its own order
+        shuffled by ``seed``, so the instances always span the whole range (the shortest- and
+        longest-legged differ by 33 %; a single instance gets 1.0), whatever a random draw would have
+        given. A quadruped's front legs take the factor of its hind legs, so that all four feet stand
+        on one floor. Neck, tail and thickness are drawn at random from ``seed`` and ``instance``.
+        """
+        if not 0 <= instance < num_instances:
+            raise ValueError(f"instance {instance} is not one of {num_instances} instances")
+        rng = np.random.default_rng([seed, 7919])
+        levels = np.linspace(*LIMB_SPREAD, num_instances) if num_instances > 1 else np.ones(1)
+        legs, arms, trunks = (levels[rng.permutation(num_instances)] for _ in range(3))
+        rest = cls.sample(np.random.default_rng([seed, 7919, instance]))
+        return cls(
+            leg_length=float(legs[instance]),
+            arm_length=float(legs[instance] if kind == "quad" else arms[instance]),
+            body_length=float(trunks[instance]),
+            neck_length=rest.neck_length,
+            tail_length=rest.tail_length,
+            thickness=rest.thickness,
+        )
+
+
+_LEG_JOINTS = ("knee", "ankle", "foot", "lower_leg")
+"""Joints whose parent offset is a leg bone (the hip offset itself belongs to the pelvis)."""
+_ARM_JOINTS = ("elbow", "wrist", "hand", "forearm")
+"""Joints whose parent offset is an arm bone (shoulder and clavicle offsets belong to the chest)."""
+
 
 def _morph_skeleton(skeleton: Skeleton, morph: Morphology) -> Skeleton:
-    """Scale parent-relative offsets by body part."""
+    """Scale parent-relative offsets by body part; left and right limbs get the same factor."""
     offsets = skeleton.rest_offsets()
     for j, name in enumerate(skeleton.joint_names):
         if skeleton.parents[j] < 0:
             continue
+        part = name.removeprefix("left_").removeprefix("right_")
         if name.startswith("tail"):
             factor = morph.tail_length
         elif name in ("spine3", "head"):
             factor = morph.neck_length
         elif name.startswith("spine"):
             factor = morph.body_length
-        elif any(part in name for part in ("elbow", "wrist", "hand", "knee", "ankle", "foot", "forearm", "lower_leg")):
-            factor = morph.limb_length
+        elif part in _LEG_JOINTS:
+            factor = morph.leg_length
+        elif part in _ARM_JOINTS:
+            factor = morph.arm_length
         else:
             factor = 1.0
         offsets[j] = offsets[j] * factor
@@ -255,9 +301,10 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 
 def procedural_character(kind: str, seed: int, voxel: float = 0.012, morph: Morphology | None = None) -> Character:
-    """A procedural quadruped or human whose proportions and colours come from ``seed``."""
+    """A procedural quadruped or human whose colours, and proportions unless ``morph`` is given, come from ``seed``."""
     rng = np.random.default_rng(seed)
-    morph = morph or Morphology.sample(rng)
+    sampled = Morphology.sample(rng)  # drawn either way, so that the colours of a seed never change
+    morph = morph or sampled
     skeleton = _morph_skeleton(get_skeleton(kind), morph)
     verts, faces = _mesh_sdf(skeleton, morph.thickness, voxel)
     weights = _skin_weights(verts, skeleton, morph.thickness)

@@ -18,8 +18,8 @@ from PIL import Image
 
 from lab4d_core.data.synthetic.characters import Character
 from lab4d_core.errors import Lab4dError
+from lab4d_core.geometry.skeletons import Skeleton
 from lab4d_core.geometry.transforms import make_transform, so3_log
-from lab4d_core.model.skeletons import Skeleton
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}

@@ -1,6 +1,6 @@
 """Procedural motion: joint-angle cycles per skeleton plus root motion over a floor.
 
-Angles follow the skeleton convention of :mod:`lab4d_core.model.skeletons`
+Angles follow the skeleton convention of :mod:`lab4d_core.geometry.skeletons`
 (local axis-angle per joint, object axes x right, y down, z forward): a positive
 rotation about x swings a downward limb forwards, rotation about y turns left or
 right, rotation about z raises a limb sideways.
@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lab4d_core.geometry.skeletons import Skeleton
 from lab4d_core.geometry.transforms import make_transform, so3_exp
-from lab4d_core.model.skeletons import Skeleton
 
 MOTIONS = ("walk", "trot", "wave", "turn")
 

@@ -5,6 +5,7 @@ Output (``out`` is a lab4d-style root)::
     out/database/configs/<name>.config
     out/database/processed/<Type>/Full-Resolution/<name>-%04d/...   (lab4d arrays, both prefixes)
     out/GroundTruth/<name>-%04d/                                      (meshes, cameras, bones)
+    out/GroundTruth/reanimate/<A>-to-<B>/                             (true reanimations, when asked for)
     out/manifest.json                                                 (written last)
 
 Everything is first written to a sibling temp folder that replaces ``out`` only
@@ -29,10 +30,11 @@ from lab4d_core.config import SynthConfig, to_dict
 from lab4d_core.data.database import FLOW_DELTAS, PrefixArrays, VideoRecord, write_config, write_video
 from lab4d_core.data.synthetic.background import background
 from lab4d_core.data.synthetic.cameras import camera_path
-from lab4d_core.data.synthetic.characters import Character, procedural_character
+from lab4d_core.data.synthetic.characters import Character, Morphology, procedural_character
 from lab4d_core.data.synthetic.gltf_asset import load_asset
 from lab4d_core.data.synthetic.groundtruth import View, crop_params, exact_flow, inside_raw, surface_points
 from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, motion_phase, root_trajectory
+from lab4d_core.data.synthetic.reanimation import true_reanimation
 from lab4d_core.data.synthetic.renderer import Mesh, Renderer
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.transforms import apply_transform
@@ -59,8 +61,19 @@ class Performance:
         return apply_transform(self.object_to_world, self.character.pose(self.skinning))
 
 
+@dataclass
+class Shot:
+    """A rendered video as the true reanimation needs it: the performance and the cameras that saw it."""
+
+    performance: Performance
+    world2cam: np.ndarray
+    """(N, 4, 4) world -> camera."""
+    ks: np.ndarray
+    """(4,) raw intrinsics fx, fy, cx, cy."""
+
+
 def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, characters: dict) -> Performance:
-    times = np.arange(cfg.num_frames) / cfg.fps
+    times = np.arange(cfg.frames(video)) / cfg.fps
     heading0 = rng.uniform(0, 2 * np.pi)
     if cfg.character == "asset":
         name = cfg.animations[video % len(cfg.animations)] if cfg.animations else None
@@ -79,7 +92,11 @@ def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, charact
         )
     instance = 0 if cfg.single_inst else video
     if instance not in characters:
-        characters[instance] = procedural_character(cfg.character, cfg.seed * 1000 + instance, voxel=cfg.voxel)
+        # One individual keeps its seed's random proportions; several spread over a deliberate range.
+        morph = None if cfg.single_inst else Morphology.spread(cfg.character, instance, cfg.num_videos, cfg.seed)
+        characters[instance] = procedural_character(
+            cfg.character, cfg.seed * 1000 + instance, voxel=cfg.voxel, morph=morph
+        )
     character = characters[instance]
     motion = cfg.motions[video % len(cfg.motions)]
     angles = ANGLE_GENERATORS[cfg.character](
@@ -137,8 +154,9 @@ def _prefix_arrays(
 
 def synthesize_video(
     cfg: SynthConfig, video: int, seqname: str, renderer: Renderer, characters: dict, progress: tqdm
-) -> tuple[VideoRecord, dict]:
-    """Render one video: the lab4d record and the ground-truth arrays."""
+) -> tuple[VideoRecord, dict, Shot]:
+    """Render one video: the lab4d record, the ground-truth arrays and the shot (for reanimations)."""
+    num_frames = cfg.frames(video)
     rng = np.random.default_rng([cfg.seed, video])
     performance = _performance(cfg, video, rng, characters)
     character = performance.character
@@ -149,7 +167,7 @@ def synthesize_video(
     size = _body_length(character)
     targets = performance.object_to_world[:, :3, 3] + np.array([0.0, -0.1 * size, 0.0])
     kind = cfg.cameras[video % len(cfg.cameras)]
-    world2cam = camera_path(kind, targets, np.arange(cfg.num_frames) / cfg.fps, 1.9 * size, rng)
+    world2cam = camera_path(kind, targets, np.arange(num_frames) / cfg.fps, 1.9 * size, rng)
     height = width = cfg.resolution
     focal = cfg.focal * max(height, width)
     ks = np.array([focal, focal, width / 2, height / 2])
@@ -161,7 +179,7 @@ def synthesize_video(
     frames_raw, masks_raw = [], []
     crop2raw: dict[str, list[np.ndarray]] = {prefix: [] for prefix in cfg.prefixes}
     views: dict[str, list[View]] = {prefix: [] for prefix in cfg.prefixes}
-    for f in range(cfg.num_frames):
+    for f in range(num_frames):
         posed = renderer.upload(
             Mesh(
                 CHARACTER_ID,
@@ -192,7 +210,7 @@ def synthesize_video(
     for uploaded in static:
         uploaded.release()
     masks_raw = np.stack(masks_raw)
-    is_detected = masks_raw.reshape(cfg.num_frames, -1).any(axis=1)
+    is_detected = masks_raw.reshape(num_frames, -1).any(axis=1)
     arrays = {
         prefix: _prefix_arrays(
             views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene, progress
@@ -204,7 +222,7 @@ def synthesize_video(
     record = VideoRecord(
         seqname=seqname,
         frames_raw=np.stack(frames_raw),
-        kept_ids=np.arange(cfg.num_frames),
+        kept_ids=np.arange(num_frames),
         masks_raw=masks_raw,
         ks=tuple(float(k) for k in ks),
         arrays=arrays,
@@ -218,7 +236,7 @@ def synthesize_video(
         "skin_weights": character.skin_weights.astype(np.float32),
         "field2cam": field2cam.astype(np.float32),
         "world2cam": world2cam.astype(np.float32),
-        "intrinsics": np.tile(ks, (cfg.num_frames, 1)).astype(np.float32),
+        "intrinsics": np.tile(ks, (num_frames, 1)).astype(np.float32),
         "bone_transforms": performance.skinning.astype(np.float32),
         "joint_so3": performance.joint_so3.astype(np.float32),
         "rest_joints": character.skeleton.rest_joints.astype(np.float32),
@@ -236,7 +254,36 @@ def synthesize_video(
             **_json_safe(character.meta),
         },
     }
-    return record, truth
+    return record, truth, Shot(performance, world2cam, ks)
+
+
+def reanimate_shot(
+    cfg: SynthConfig, pair: tuple[int, int], shots: list[Shot], seqnames: list[str], renderer: Renderer, progress: tqdm
+) -> dict:
+    """True reanimation ``A-to-B``: B's character performing A's joint rotations and root pose, seen by A's cameras."""
+    a, b = pair
+    motion, body = shots[a], shots[b]
+    truth = true_reanimation(
+        body.performance.character,
+        motion.performance.joint_so3,
+        motion.performance.object_to_world,
+        motion.world2cam,
+        motion.ks,
+        (cfg.resolution, cfg.resolution),
+        renderer,
+        object_id=CHARACTER_ID,
+        progress=progress,
+    )
+    truth["meta"] = {
+        "motion_id": a,
+        "inst_id": b,
+        "motion_seq": seqnames[a],
+        "inst_seq": seqnames[b],
+        "motion": motion.performance.label,
+        "instance": 0 if cfg.single_inst else b,
+        **truth["meta"],
+    }
+    return truth
 
 
 def _json_safe(meta: dict) -> dict:
@@ -250,7 +297,8 @@ def write_ground_truth(folder: Path, truth: dict) -> None:
             np.save(folder / f"{key}.npy", value)
         else:
             (folder / f"{key}.json").write_text(json.dumps(value, indent=1))
-    trimesh.Trimesh(truth["rest_verts"], truth["faces"], process=False).export(folder / "mesh-rest.obj")
+    if "rest_verts" in truth:
+        trimesh.Trimesh(truth["rest_verts"], truth["faces"], process=False).export(folder / "mesh-rest.obj")
 
 
 def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
@@ -264,23 +312,29 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
     partial.mkdir(parents=True)
     characters: dict = {}
     seqnames = [f"{name}-{v:04d}" for v in range(cfg.num_videos)]
-    total = cfg.num_videos * (cfg.num_frames + len(cfg.prefixes) * _flow_pairs(cfg.num_frames))
-    records = []
+    counts = cfg.frame_counts
+    total = sum(n + len(cfg.prefixes) * _flow_pairs(n) for n in counts) + sum(counts[a] for a, _ in cfg.reanimate)
+    records, shots = [], []
     try:
         with tqdm(total=total, desc=f"synth {name}", unit="step", dynamic_ncols=True) as progress:
             for video, seqname in enumerate(seqnames):
                 progress.set_postfix_str(f"{seqname}: render")
-                record, truth = synthesize_video(cfg, video, seqname, renderer, characters, progress)
+                record, truth, shot = synthesize_video(cfg, video, seqname, renderer, characters, progress)
                 progress.set_postfix_str(f"{seqname}: write")
                 write_video(partial, record)
                 write_ground_truth(partial / "GroundTruth" / seqname, truth)
                 records.append((record.seqname, record.ks, record.shape))
+                shots.append(shot)
+            for a, b in cfg.reanimate:
+                progress.set_postfix_str(f"reanimate {a}-to-{b}")
+                truth = reanimate_shot(cfg, (a, b), shots, seqnames, renderer, progress)
+                write_ground_truth(partial / "GroundTruth" / "reanimate" / f"{a}-to-{b}", truth)
         write_config(partial, name, records)
         manifest = {
             "root": ".",
             "collection": name,
             "videos": seqnames,
-            "num_frames": [cfg.num_frames] * cfg.num_videos,
+            "num_frames": counts,
             "train_res": cfg.train_res,
             "prefixes": list(cfg.prefixes),
             "ground_truth": True,

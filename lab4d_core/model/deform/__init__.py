@@ -4,5 +4,15 @@ from lab4d_core.model.deform.base import DEFORMATIONS, Deformation, build_deform
 from lab4d_core.model.deform.bob import BagOfBones
 from lab4d_core.model.deform.dense import DenseDeformation
 from lab4d_core.model.deform.rigid import RigidDeformation
+from lab4d_core.model.deform.skel import ComposedDeformation, SkeletonDeformation
 
-__all__ = ["DEFORMATIONS", "BagOfBones", "Deformation", "DenseDeformation", "RigidDeformation", "build_deformation"]
+__all__ = [
+    "DEFORMATIONS",
+    "BagOfBones",
+    "ComposedDeformation",
+    "Deformation",
+    "DenseDeformation",
+    "RigidDeformation",
+    "SkeletonDeformation",
+    "build_deformation",
+]

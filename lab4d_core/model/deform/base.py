@@ -9,13 +9,15 @@ field; flow and re-projection losses go the other way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from lab4d_core.model.time import FrameInfo
 
-DEFORMATIONS: dict[str, type[Deformation]] = {}
+DEFORMATIONS: dict[str, Callable[..., Deformation]] = {}
+"""Deformations by lab4d's ``fg_motion`` name: classes, or partial classes for families (``skel-<tree>``)."""
 
 
 def register_deformation(name: str):
@@ -70,14 +72,14 @@ class Deformation(nn.Module, ABC):
         A deformation without bones has one, the object itself."""
         return x.new_ones(x.shape[0], 1)
 
-    def bone_frames(self, frame: Tensor | None = None) -> Tensor:
+    def bone_frames(self, frame: Tensor | None = None, inst: Tensor | None = None) -> Tensor:
         """(N, B, 4, 4) bone -> object transforms at frames (N,), or (B, 4, 4) at rest (lab4d's
-        ``t_articulation``); posing a canonical point by bone b at frame t is
-        ``bone_frames(t)[b] @ inverse(bone_frames()[b])``."""
+        ``t_articulation``), of instances ``inst`` (N,) (None: the mean one); posing a canonical point by bone
+        b at frame t is ``bone_frames(t)[b] @ inverse(bone_frames()[b])``."""
         eye = torch.eye(4, device=None if frame is None else frame.device)
         return eye[None] if frame is None else eye.expand(frame.shape[0], 1, 4, 4).clone()
 
-    def bone_scales(self) -> Tensor | None:
+    def bone_scales(self, inst: Tensor | None = None) -> Tensor | None:
         """(B, 3) extents of the bones along their axes, or None for a rig without shaped bones."""
         return None
 

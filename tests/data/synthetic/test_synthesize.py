@@ -9,8 +9,9 @@ import pytest
 
 from lab4d_core.config import SynthConfig
 from lab4d_core.data import database as database_module
-from lab4d_core.data.database import Database
+from lab4d_core.data.database import FLOW_DELTAS, Database
 from lab4d_core.data.manifest import read_manifest
+from lab4d_core.data.sampler import frame_table
 from lab4d_core.data.synthetic.synthesize import synthesize
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.raycast import pixel_rays, raycast
@@ -136,6 +137,35 @@ def test_instances_differ_in_shape_when_not_single_inst(tmp_path):
     synthesize(cfg, tmp_path / "people")
     lengths = [np.load(tmp_path / "people" / "GroundTruth" / f"people-000{k}" / "bone_lengths.npy") for k in range(2)]
     assert np.abs(lengths[0] - lengths[1]).max() > 0.01
+
+
+def test_videos_of_different_lengths_reach_every_array_the_manifest_and_the_reader(tmp_path):
+    cfg = SynthConfig(
+        num_videos=3,
+        num_frames=[9, 17],  # cycled: 9, 17, 9
+        resolution=48,
+        train_res=32,
+        prefixes=["crop", "full"],
+        supersample=1,
+        voxel=0.04,
+    )
+    manifest = synthesize(cfg, tmp_path / "mixed")
+    assert manifest["num_frames"] == cfg.frame_counts == [9, 17, 9]
+    database = read_manifest(tmp_path / "mixed" / "manifest.json").database()
+    assert database.frame_offset.tolist() == [0, 9, 26, 35]
+    assert frame_table(database, "crop")["video_of_frame"].bincount().tolist() == [9, 17, 9]
+    for video, n in zip(database.videos, [9, 17, 9]):
+        assert video.num_frames == video.num_frames_raw == n
+        for prefix in ("crop", "full"):
+            assert video.array("rgb", prefix).shape[0] == video.array("mask", prefix).shape[0] == n
+            assert video.array("crop2raw", prefix).shape == (n, 4)
+            assert video.array("is_detected", prefix).shape == (n,)
+            for delta in FLOW_DELTAS:
+                assert len(video.flow(delta, "fw", prefix)) == len(video.flow(delta, "bw", prefix)) == (n - 1) // delta
+        assert video.camera("01-canonical").shape == (n, 4, 4)
+        truth = _truth(tmp_path / "mixed", video.seqname)
+        assert len(truth["verts_cam"]) == len(truth["field2cam"]) == len(truth["intrinsics"]) == n
+        assert np.load(tmp_path / "mixed" / "GroundTruth" / video.seqname / "joint_so3.npy").shape[0] == n
 
 
 def test_an_interrupted_synthesis_leaves_the_previous_dataset_untouched(tmp_path, monkeypatch):

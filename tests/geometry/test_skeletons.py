@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from lab4d_core.geometry.skeletons import SKELETONS, get_skeleton
 from lab4d_core.geometry.transforms import apply_transform, so3_exp
-from lab4d_core.model.skeletons import SKELETONS, get_skeleton
 
 
 @pytest.mark.parametrize("name,joints", [("quad", 25), ("human", 18)])
