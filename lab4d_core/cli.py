@@ -382,6 +382,58 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _reanimate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="trained skeleton model (results/<name>/train/ckpt_final.pth)"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="its dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument("--motion_id", type=int, required=True, help="video A whose motion and cameras are played")
+    parser.add_argument("--inst_id", type=int, required=True, help="video B whose individual (body) performs it")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (results/<name>/reanimate/<A>-to-<B>): meshes, glb"
+    )
+    parser.add_argument("--video", type=Path, help="output video (default: the folder's name with .mp4)")
+    parser.add_argument(
+        "--render_res", type=int, default=128, help="pixels per side of each panel (even; default: 128)"
+    )
+    parser.add_argument("--grid", type=int, default=128, help="marching-cubes cells per axis (default: 128)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device (default: auto)")
+    _ray_sampling_arguments(parser)
+
+
+@command(
+    "reanimate",
+    "video A's motion performed by video B's individual: video, meshes, motion.json and a rigged glb",
+    _reanimate_arguments,
+)
+def _reanimate(args: argparse.Namespace) -> None:
+    from lab4d_core.export.reanimate import reanimate
+    from lab4d_core.model.loading import load_model
+    from lab4d_core.train.distributed import select_device
+
+    if args.render_res < 2 or args.render_res % 2:
+        raise Lab4dError(f"--render_res {args.render_res}: H.264 needs an even size, e.g. 128")
+    video = args.video or args.out.with_name(args.out.name + ".mp4")
+    model, cfg, database = load_model(args.checkpoint, args.data, select_device(args.device))
+    summary = reanimate(
+        model,
+        database,
+        args.motion_id,
+        args.inst_id,
+        args.out,
+        video,
+        args.render_res,
+        *_ray_sampling(args, cfg),
+        grid=args.grid,
+    )
+    print(
+        f"video {args.motion_id}'s motion on video {args.inst_id}'s body: {summary.frames} frames, "
+        f"{summary.vertices} vertices, {summary.bones} joints; glb skin vs meshes: "
+        f"{100 * summary.glb_mean_error:.2f}% of the diagonal"
+    )
+    print(f"wrote {video} and {args.out}")
+
+
 def _curves_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logdir", type=Path, required=True, help="TensorBoard folder of a run (results/<name>/train/tensorboard)"

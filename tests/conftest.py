@@ -56,3 +56,55 @@ def untrained_bob(tiny_quad):
     model = DynamicModel(ModelConfig(fg_motion="bob", **small), SceneInfo.from_database(database, "crop")).eval()
     model.update_proxy()
     return model, database
+
+
+TINY_QUADS = SynthConfig(
+    num_videos=2,
+    num_frames=[14, 9],
+    resolution=96,
+    train_res=64,
+    single_inst=False,
+    motions=["walk", "trot"],
+    cameras=["orbit", "handheld"],
+    voxel=0.02,
+    supersample=1,
+    prefixes=["crop"],
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_quads(tmp_path_factory) -> Path:
+    """Root of a 2-video quadruped category dataset: two individuals, video 0 (14 frames) longer than video 1 (9)."""
+    from lab4d_core.data.synthetic.synthesize import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "tiny-quads"
+    synthesize(TINY_QUADS, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def untrained_skel(tiny_quads):
+    """(model, database): a small skel-quad model of tiny_quads with one body per video, its joints turned by
+    a small random motion, its two instances' bone lengths made to differ; proxies fitted."""
+    import torch
+
+    from lab4d_core.config import ModelConfig
+    from lab4d_core.data.manifest import read_manifest
+    from lab4d_core.model.dynamic import DynamicModel
+    from lab4d_core.preprocess.scene import SceneInfo
+
+    database = read_manifest(tiny_quads / "manifest.json").database()
+    torch.manual_seed(0)
+    small = {"hash_log2_size": 12, "hash_levels": 8, "hash_max_res": 64}
+    cfg = ModelConfig(fg_motion="skel-quad", single_inst=False, **small)
+    model = DynamicModel(cfg, SceneInfo.from_database(database, "crop")).eval()
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        model.deform.motion_net.output.weight.copy_(
+            0.05 * torch.randn(model.deform.motion_net.output.weight.shape, generator=generator)
+        )
+        model.deform.length_net.output.weight.copy_(
+            0.3 * torch.randn(model.deform.length_net.output.weight.shape, generator=generator)
+        )
+    model.update_proxy()
+    return model, database

@@ -23,7 +23,7 @@ from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
 from lab4d_core.export.gltf import pose_glb, scene_to_camera, write_glb
 from lab4d_core.export.mesh import extract_canonical_mesh
-from lab4d_core.export.motion import posed_vertices, video_motion
+from lab4d_core.export.motion import Motion, posed_vertices, video_motion
 from lab4d_core.model.dynamic import DynamicModel
 
 
@@ -46,9 +46,23 @@ def export_video(model: DynamicModel, database: Database, video: int, out: Path,
     if not 0 <= video < len(database.videos):
         raise Lab4dError(f"--inst_id {video}: the dataset has videos 0..{len(database.videos) - 1}")
     seq = database.videos[video]
-    start = int(database.frame_offset[video])
-    frames = torch.arange(start, start + seq.num_frames, device=model.bound.device)
+    frames = video_frame_ids(database, video, model.bound.device)
     inst = int(model.instance(frames[:1])[0])
+    return export_motion(model, frames, seq.kept_ids, inst, out, grid, seq.seqname)
+
+
+def video_frame_ids(database: Database, video: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T,) the model's frame ids of every kept frame of video ``video``."""
+    start = int(database.frame_offset[video])
+    return torch.arange(start, start + database.videos[video].num_frames, device=device)
+
+
+@torch.no_grad()
+def export_motion(
+    model: DynamicModel, frames: torch.Tensor, frame_ids: np.ndarray, inst: int, out: Path, grid: int, label: str
+) -> ExportSummary:
+    """Export instance ``inst``'s body moving as model frames ``frames`` (T,) do (raw ids ``frame_ids``) into
+    folder ``out``: a video's own reconstruction, or another individual performing it (reanimation)."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -58,12 +72,12 @@ def export_video(model: DynamicModel, database: Database, video: int, out: Path,
     rest = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=(mesh.colors * 255).astype(np.uint8), process=False)
     rest.export(partial / "mesh-rest.obj")
     posed = posed_vertices(model, mesh.vertices, frames, inst)
-    for k, vertices in enumerate(tqdm(posed, desc=f"export {seq.seqname}", unit="mesh", leave=False)):
+    for k, vertices in enumerate(tqdm(posed, desc=f"export {label}", unit="mesh", leave=False)):
         trimesh.Trimesh(vertices, mesh.faces, process=False).export(partial / "meshes" / f"{k:05d}.obj")
 
-    motion = video_motion(model, frames, seq.kept_ids)
+    motion = video_motion(model, frames, frame_ids, inst)
     (partial / "motion.json").write_text(json.dumps(motion.to_json()))
-    _bones(model, motion.t_articulation_rest).export(partial / "bones.obj")
+    _bones(model, motion, inst).export(partial / "bones.obj")
     points = torch.as_tensor(mesh.vertices, device=model.bound.device)
     weights = model.deform.skinning_weights(points, torch.tensor(inst, device=points.device)).cpu().numpy()
     write_glb(partial / "animated.glb", mesh.vertices, mesh.faces, mesh.colors, weights, motion)
@@ -86,10 +100,22 @@ def export_video(model: DynamicModel, database: Database, video: int, out: Path,
     return summary
 
 
-def _bones(model: DynamicModel, rest: np.ndarray) -> trimesh.Trimesh:
-    """The rest bones as ellipsoids of one standard deviation (a small sphere per bone without a shape)."""
-    scales = model.deform.bone_scales()
-    scales = np.full((len(rest), 3), 0.05 * float(model.field.scale)) if scales is None else scales.cpu().numpy()
+def _bones(model: DynamicModel, motion: Motion, inst: int) -> trimesh.Trimesh:
+    """The rest bones: a skeleton's joints as spheres and its bones as cylinders from parent to child
+    (as lab4d's ``-bone.obj``), other rigs' bones as ellipsoids of one standard deviation (a small sphere
+    per bone without a shape)."""
+    rest = motion.t_articulation_rest
+    size = 0.02 * float(model.field.scale)
+    if motion.parents is not None:
+        joints = rest[:, :3, 3]
+        parts = [trimesh.creation.icosphere(subdivisions=1, radius=size).apply_translation(p) for p in joints]
+        for child, parent in enumerate(motion.parents):
+            if parent >= 0 and np.linalg.norm(joints[child] - joints[parent]) > 1e-9:
+                segment = np.stack([joints[parent], joints[child]])
+                parts.append(trimesh.creation.cylinder(radius=0.5 * size, segment=segment, sections=8))
+        return trimesh.util.concatenate(parts)
+    scales = model.deform.bone_scales(torch.tensor(inst, device=model.bound.device))
+    scales = np.full((len(rest), 3), 2.5 * size) if scales is None else scales.cpu().numpy()
     parts = []
     for transform, scale in zip(rest, scales):
         sphere = trimesh.creation.icosphere(subdivisions=2)

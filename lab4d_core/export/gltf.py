@@ -3,7 +3,9 @@
 The file holds the rest mesh with vertex colours, a skin with one joint per bone (the top 4
 skinning weights per vertex, renormalised), and one animation: per frame, the object's root
 motion on an ``object`` node and each bone's pose (``t_articulation``) on its joint, whose inverse
-bind matrix is the bone's rest pose. The root motion is ``field2cam`` (object -> camera) levelled:
+bind matrix is the bone's rest pose. A skeleton's joints are nested as its tree (named as its joints,
+each a child of its parent): the root joint moves, every other joint only turns, by ``joint_so3``, so
+the file opens as a rigged character. The root motion is ``field2cam`` (object -> camera) levelled:
 turned, about the camera, by the smallest rotation that takes the object's up axis to the
 camera's up (:func:`~lab4d_core.geometry.up.levelling_rotations`), so a camera filming from above
 does not tilt the object. A static parent node turns these camera coordinates (OpenCV: y down,
@@ -163,10 +165,19 @@ def write_glb(
     object_node, first_joint = 2, 3
     root = root_motion(motion)
     animate(object_node, root)
+    local = joint_local_transforms(motion)
+    parents = motion.parents if motion.parents is not None else (-1,) * num_bones
     for b in range(num_bones):
-        animate(first_joint + b, motion.t_articulation[:, b])
-    rest_translation, rest_rotation = _trs(motion.t_articulation[0])
+        if parents[b] < 0:
+            animate(first_joint + b, local[:, b])
+        else:  # a joint of a tree keeps its offset from its parent: only its rotation moves
+            translation, rotation = _trs(local[:, b])
+            output = builder.add(rotation.astype(np.float32), "VEC4")
+            samplers.append({"input": time_accessor, "output": output, "interpolation": "LINEAR"})
+            channels.append({"sampler": len(samplers) - 1, "target": {"node": first_joint + b, "path": "rotation"}})
+    rest_translation, rest_rotation = _trs(local[0])
     root_translation, root_rotation = _trs(root[:1])
+    names = motion.joint_names or tuple(f"bone_{b:02d}" for b in range(num_bones))
     nodes = [
         {"name": "opencv_to_gltf", "rotation": [1.0, 0.0, 0.0, 0.0], "children": [object_node]},
         {"name": "mesh", "mesh": 0, "skin": 0},
@@ -174,13 +185,14 @@ def write_glb(
             "name": "object",
             "translation": root_translation[0].tolist(),
             "rotation": root_rotation[0].tolist(),
-            "children": list(range(first_joint, first_joint + num_bones)),
+            "children": [first_joint + b for b in range(num_bones) if parents[b] < 0],
         },
         *[
             {
-                "name": f"bone_{b:02d}",
+                "name": names[b],
                 "translation": rest_translation[b].tolist(),
                 "rotation": rest_rotation[b].tolist(),
+                **_children(parents, b, first_joint),
             }
             for b in range(num_bones)
         ],
@@ -213,6 +225,25 @@ def write_glb(
         "buffers": [{"byteLength": len(builder.blob)}],
     }
     _write(path, doc, bytes(builder.blob))
+
+
+def joint_local_transforms(motion: Motion) -> np.ndarray:
+    """(T, B, 4, 4) each joint node's transform relative to its parent joint (the ``object`` node for roots):
+    ``t_articulation`` itself for bones without a hierarchy; for a skeleton, the parent's frame inverted
+    times the joint's, i.e. the joint's offset and its local rotation (``joint_so3``)."""
+    frames = motion.t_articulation.astype(np.float64)
+    if motion.parents is None:
+        return frames
+    local = frames.copy()
+    for b, parent in enumerate(motion.parents):
+        if parent >= 0:
+            local[:, b] = np.linalg.inv(frames[:, parent]) @ frames[:, b]
+    return local
+
+
+def _children(parents: Sequence[int], joint: int, first_joint: int) -> dict:
+    children = [first_joint + c for c, p in enumerate(parents) if p == joint]
+    return {"children": children} if children else {}
 
 
 def _write(path: Path, doc: dict, blob: bytes) -> None:

@@ -76,14 +76,18 @@ def test_an_unknown_video_is_a_clear_error(setup, tmp_path):
 
 
 def test_the_glb_passes_the_khronos_validator(setup, tmp_path):
-    root = Path(__file__).resolve().parents[2]
-    modules = root / ".venv" / "node" / "node_modules"
-    if shutil.which("node") is None or not (modules / "gltf-validator").is_dir():
-        pytest.skip("the glTF validator is not installed: `make test` installs it with npm into .venv/node")
     model, database = setup
     export_video(model, database, 0, tmp_path / "0", grid=32)
+    _validate(tmp_path / "0" / "animated.glb")
+
+
+def _validate(glb: Path) -> None:
+    """The Khronos glTF validator finds no error and no warning (skips where it is not installed)."""
+    modules = Path(__file__).resolve().parents[2] / ".venv" / "node" / "node_modules"
+    if shutil.which("node") is None or not (modules / "gltf-validator").is_dir():
+        pytest.skip("the glTF validator is not installed: `make test` installs it with npm into .venv/node")
     result = subprocess.run(
-        ["node", str(Path(__file__).with_name("validate_glb.js")), str(tmp_path / "0" / "animated.glb")],
+        ["node", str(Path(__file__).with_name("validate_glb.js")), str(glb)],
         capture_output=True,
         text=True,
         env={**os.environ, "NODE_PATH": str(modules)},
@@ -91,3 +95,30 @@ def test_the_glb_passes_the_khronos_validator(setup, tmp_path):
     assert result.returncode == 0, result.stderr
     issues = json.loads(result.stdout)
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+
+
+def test_a_skeleton_exports_as_a_rigged_character(untrained_skel, tmp_path):
+    """The glb's joints are the tree (named, nested by parents), only the root joint moves, and posing the
+    file reproduces the exported meshes; motion.json carries lab4d's joint_so3."""
+    from lab4d_core.export.gltf import read_glb
+
+    model, database = untrained_skel
+    summary = export_video(model, database, 1, tmp_path / "1", grid=32)
+    assert summary.glb_mean_error < 0.01
+    tree = model.deform.skeleton
+    motion = json.loads((tmp_path / "1" / "motion.json").read_text())
+    assert np.asarray(motion["joint_so3"]).shape == (database.videos[1].num_frames, tree.num_joints, 3)
+    assert motion["skeleton"]["parents"] == list(tree.parents)
+    doc, _ = read_glb(tmp_path / "1" / "animated.glb")
+    joints = doc["skins"][0]["joints"]
+    index = {node: j for j, node in enumerate(joints)}
+    parents = {index[child]: index[node] for node in joints for child in doc["nodes"][node].get("children", [])}
+    assert [parents.get(j, -1) for j in range(len(joints))] == list(tree.parents)
+    assert [doc["nodes"][node]["name"] for node in joints] == list(tree.joint_names)
+    moved = {
+        (index[c["target"]["node"]], c["target"]["path"])
+        for c in doc["animations"][0]["channels"]
+        if c["target"]["node"] in index
+    }
+    assert {path for joint, path in moved if joint != 0} == {"rotation"} and (0, "translation") in moved
+    _validate(tmp_path / "1" / "animated.glb")

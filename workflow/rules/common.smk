@@ -68,6 +68,7 @@ def datasets_with_source(kind):
 wildcard_constraints:
     dataset=alternation(DATASETS),
     inst=r"\d+",
+    motion=r"\d+",
 
 
 def dataset_config(wildcards):
@@ -121,9 +122,10 @@ def report_inputs(wildcards):
 
 def dataset_results(dataset):
     """What results/{dataset}/report.html shows: video 0's renders and export, the training
-    curves, the data preview and the metrics (against ground truth where there is one)."""
+    curves, the data preview, the metrics (against ground truth where there is one) and, for a
+    category model, video 0's motion on the last video's individual."""
     results = f"results/{dataset}"
-    return {
+    files = {
         "reference": f"{results}/reference-0.mp4",
         "turntable": f"{results}/turntable.mp4",
         "glb": f"{results}/export/0/animated.glb",
@@ -132,6 +134,23 @@ def dataset_results(dataset):
         "preview": f"{results}/data-preview.png",
         "metrics": f"{results}/eval/metrics.json",
     }
+    reanimation = reanimation_video(dataset)
+    return {**files, "reanimation": reanimation} if reanimation else files
+
+
+def reanimation_video(dataset):
+    """results/{dataset}/reanimate/0-to-<last video>.mp4 for a skeleton model with one body per video
+    (single_inst: false), else None. The videos are counted from the synthetic config, or from the
+    database config of a path source once it exists."""
+    cfg = DATASETS[dataset][1]
+    if cfg.model.single_inst or "skel-" not in cfg.model.fg_motion:
+        return None
+    if cfg.source.synthetic is not None:
+        count = cfg.source.synthetic.num_videos
+    else:
+        database = Path(cfg.source.path) / "database" / "configs" / f"{cfg.source.collection or dataset}.config"
+        count = database.read_text().count("[data_") if database.exists() else 0
+    return f"results/{dataset}/reanimate/0-to-{count - 1}.mp4" if count > 1 else None
 
 
 def final_outputs():

@@ -31,6 +31,7 @@ rule report:
         export=lambda wildcards, input: Path(input.glb).parent,
         # Installing the viewer later reruns the page (which linked the glb without it).
         viewer=viewer_bundle(),
+        reanimation=lambda wildcards, input: f"--video {input.reanimation}" if "reanimation" in input.keys() else "",
         code=code_version(),
     log:
         "logs/report/{dataset}.log",
@@ -38,5 +39,5 @@ rule report:
         "../../environment.yml"
     shell:
         "lab4d report --title {wildcards.dataset} --out {output} --video {input.reference} "
-        "--video {input.turntable} --glb {input.glb} --curves {input.curves} --preview {input.preview} "
+        "--video {input.turntable} {params.reanimation} --glb {input.glb} --curves {input.curves} --preview {input.preview} "
         "--metrics {input.metrics} --link {params.export} --link {input.motion} > {log} 2>&1"
