@@ -161,6 +161,12 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--res", type=int, help="with --checkpoint: render resolution (default: the training resolution)"
     )
+    parser.add_argument(
+        "--gt-root",
+        type=Path,
+        help="with --checkpoint: a synthetic dataset's GroundTruth/ folder: also score every video's meshes and, "
+        "for a skeleton model, each true reanimation (GroundTruth/reanimate/<A>-to-<B>) and the bone lengths",
+    )
     _ray_sampling_arguments(parser, "with --checkpoint: ")
 
 
@@ -244,6 +250,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         )
         results["consistency"] = evaluate_consistency(model, database)
         warnings = results["consistency"]["warnings"]
+        if args.gt_root is not None:
+            results.update(_category_metrics(model, database, args.gt_root, samples))
+    elif args.gt_root is not None:
+        raise Lab4dError("--gt-root scores a model: give --checkpoint and --data too")
     if not results:
         raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
@@ -257,6 +267,24 @@ def _evaluate(args: argparse.Namespace) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out}")
+
+
+def _category_metrics(model, database, gt_root: Path, samples: int) -> dict:
+    """Every video's meshes; with a skeleton, the reanimations the ground truth holds and, with one body per
+    video, the bone lengths."""
+    from lab4d_core.eval.category import evaluate_bone_lengths, evaluate_reanimations, evaluate_video_meshes
+    from lab4d_core.export.motion import skeleton_of
+
+    if not gt_root.is_dir():
+        raise Lab4dError(f"--gt-root {gt_root}: no such folder (a synthetic dataset's data/<name>/GroundTruth)")
+    results = {"video_meshes": evaluate_video_meshes(model, database, gt_root)}
+    if skeleton_of(model) is not None:
+        reanimations = evaluate_reanimations(model, database, gt_root, num_samples=samples)
+        if reanimations:
+            results["reanimation"] = reanimations
+        if model.num_inst > 1:
+            results["bone_lengths"] = evaluate_bone_lengths(model, database, gt_root)
+    return results
 
 
 def _same_shape(pred, gt, path: Path):

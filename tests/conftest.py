@@ -69,6 +69,7 @@ TINY_QUADS = SynthConfig(
     voxel=0.02,
     supersample=1,
     prefixes=["crop"],
+    reanimate=[[0, 1]],
 )
 
 

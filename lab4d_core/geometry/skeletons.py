@@ -194,6 +194,22 @@ def human() -> Skeleton:
     return _build("human", joints)
 
 
+LEG_JOINTS = ("knee", "ankle", "foot", "lower_leg")
+"""Joints (without their left_/right_ prefix) whose offset from their parent is a leg bone: a quadruped's hind
+leg below the hip, a human's thigh and shin (the hip's own offset belongs to the pelvis)."""
+ARM_JOINTS = ("elbow", "wrist", "hand", "forearm")
+"""Joints whose offset from their parent is an arm bone: a quadruped's front leg below the shoulder, a human's
+upper arm and forearm (shoulder offsets belong to the chest)."""
+
+
+def limb_joints(skeleton: Skeleton, limb: str) -> list[int]:
+    """Indices of the joints whose parent offsets make up ``limb`` ("leg" or "arm"), both sides."""
+    names = {"leg": LEG_JOINTS, "arm": ARM_JOINTS}[limb]
+    return [
+        j for j, name in enumerate(skeleton.joint_names) if name.removeprefix("left_").removeprefix("right_") in names
+    ]
+
+
 SKELETONS = {"quad": quadruped, "human": human}
 """Registry of predefined skeletons by the name used in ``fg_motion: skel-<name>``."""
 

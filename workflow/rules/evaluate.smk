@@ -1,7 +1,8 @@
 # Evaluate stage: mask IoU and masked PSNR of every training view and the model's consistency
 # across views (how much the deformation turns the body; whether the shape jumps between nearby
 # frames), for every dataset; with ground truth (synthetic datasets), also the exported meshes of
-# video 0 against the true ones (Sim(3), surface samples). Views are rendered with the training's
+# video 0 and every video's posed meshes against the true ones (Sim(3), surface samples), and for a
+# skeleton model the true reanimations and bone lengths. Views are rendered with the training's
 # samples per ray (the CLI's default).
 
 
@@ -16,6 +17,7 @@ rule evaluate:
         code=code_version(),
         meshes=lambda wildcards, input: Path(input.export).parent / "meshes",
         gt="data/{dataset}/GroundTruth/{dataset}-0000",
+        gt_root="data/{dataset}/GroundTruth",
     log:
         "logs/evaluate/{dataset}.log",
     benchmark:
@@ -29,7 +31,8 @@ rule evaluate:
         "../../environment.yml"
     shell:
         "lab4d evaluate --checkpoint {input.checkpoint} --data {input.manifest} "
-        "--pred-meshes {params.meshes} --gt {params.gt} --points surface --out {output} > {log} 2>&1"
+        "--pred-meshes {params.meshes} --gt {params.gt} --points surface --gt-root {params.gt_root} "
+        "--out {output} > {log} 2>&1"
 
 
 rule evaluate_without_ground_truth:

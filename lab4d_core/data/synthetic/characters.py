@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.measure import marching_cubes
 
-from lab4d_core.geometry.skeletons import Skeleton, get_skeleton
+from lab4d_core.geometry.skeletons import ARM_JOINTS, LEG_JOINTS, Skeleton, get_skeleton
 
 
 @dataclass
@@ -251,12 +251,6 @@ class Morphology:
         )
 
 
-_LEG_JOINTS = ("knee", "ankle", "foot", "lower_leg")
-"""Joints whose parent offset is a leg bone (the hip offset itself belongs to the pelvis)."""
-_ARM_JOINTS = ("elbow", "wrist", "hand", "forearm")
-"""Joints whose parent offset is an arm bone (shoulder and clavicle offsets belong to the chest)."""
-
-
 def _morph_skeleton(skeleton: Skeleton, morph: Morphology) -> Skeleton:
     """Scale parent-relative offsets by body part; left and right limbs get the same factor."""
     offsets = skeleton.rest_offsets()
@@ -270,9 +264,9 @@ def _morph_skeleton(skeleton: Skeleton, morph: Morphology) -> Skeleton:
             factor = morph.neck_length
         elif name.startswith("spine"):
             factor = morph.body_length
-        elif part in _LEG_JOINTS:
+        elif part in LEG_JOINTS:
             factor = morph.leg_length
-        elif part in _ARM_JOINTS:
+        elif part in ARM_JOINTS:
             factor = morph.arm_length
         else:
             factor = 1.0
