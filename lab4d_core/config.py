@@ -182,8 +182,10 @@ def _schema_of(tp: Any) -> dict:
 class SynthConfig:
     """Procedural or glTF characters rendered along moving cameras, with exact ground truth."""
 
-    character: Literal["quad", "human", "asset"] = "quad"
-    """Which character to animate: a procedural quadruped or human, or a skinned glTF asset."""
+    character: Literal["quad", "human", "asset", "anny"] = "quad"
+    """Which character to animate: a procedural quadruped or human, a skinned glTF asset, or a person built from
+    the anny body model (MakeHuman assets, on the human skeleton; needs the `people` extra, which `make setup`
+    installs)."""
     asset: str | None = None
     """Path to a skinned, animated .glb (with character: asset), relative to the working directory."""
     animations: list[str] = field(default_factory=list)
@@ -206,7 +208,7 @@ class SynthConfig:
     motions: list[Literal["walk", "trot", "wave", "turn"]] = field(
         default_factory=lambda: ["walk", "trot", "turn", "wave"]
     )
-    """Motion of each video (cycled) for procedural characters."""
+    """Motion of each video (cycled) for procedural characters and anny people."""
     cameras: list[Literal["orbit", "arc", "handheld"]] = field(default_factory=lambda: ["orbit", "handheld", "arc"])
     """Camera path of each video (cycled)."""
     focal: float = 1.0
@@ -220,7 +222,7 @@ class SynthConfig:
     """Marching-cubes voxel size in metres for procedural characters (smaller: finer mesh)."""
     reanimate: list[list[int]] = field(default_factory=list)
     """Pairs [A, B] of videos whose true reanimation is written: B's body driven by A's joint rotations and root
-    pose, seen by A's cameras (GroundTruth/reanimate/A-to-B/; procedural characters only)."""
+    pose, seen by A's cameras (GroundTruth/reanimate/A-to-B/; procedural characters and anny people only)."""
 
     def __post_init__(self) -> None:
         if self.character == "asset" and not self.asset:
@@ -243,8 +245,8 @@ class SynthConfig:
                 raise ValueError(f"reanimate: {pair} names a video outside 0..{self.num_videos - 1}")
         if self.reanimate and self.character == "asset":
             raise ValueError(
-                "reanimate: true reanimation is written for procedural characters only (character: human or quad), "
-                "not for character: asset; remove reanimate or pick a procedural character"
+                "reanimate: true reanimation is written for procedural characters only (character: human, quad "
+                "or anny), not for character: asset; remove reanimate or pick a procedural character"
             )
 
     def frames(self, video: int) -> int:
@@ -375,12 +377,14 @@ class TrainConfig:
     """Weight of the skinning-weight entropy (bob)."""
     reg_gauss_skin_wt: float = 1e-3
     """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
-    inst_swap_prob: float = 0.2
+    inst_swap_prob: float = 0.0
     """With single_inst: false, the probability that a frame is rendered with another video's instance (shape,
-    colour, bone lengths, skinning), once the swapping has faded (lab4d's code swapping: from 1 to 0.2 over its
-    first 2000 steps): instances then share what they can and differ where their videos disagree."""
-    inst_swap_fade: float = 0.5
-    """Fraction of training over which the swap probability falls from 1 to inst_swap_prob."""
+    colour, bone lengths, skinning) once the swapping has faded from 1 (lab4d's code swapping: 0.2, reached over
+    its first 2000 steps, i.e. inst_swap_fade 0.5). Off by default: in a CPU run it cost demo-human's videos
+    up to 0.07 mask IoU (docs/category.md)."""
+    inst_swap_fade: float = 0.0
+    """Fraction of training over which the swap probability falls from 1 to inst_swap_prob; 0 (the default):
+    inst_swap_prob from the start, so with both at 0 no frame is ever swapped."""
     reg_skel_prior_wt: float = 0.1
     """Weight keeping a skeleton's bone lengths near the predefined proportions (skel-*), fading to zero over
     training as in lab4d."""

@@ -112,6 +112,7 @@ class DynamicModel(nn.Module):
         trains them at 10x), ``grid`` (hash-grid tables) and ``implicit`` (the networks)."""
         explicit = {id(p) for p in (*self.root.parameters(), *self.intrinsics.parameters())}
         explicit |= {id(p) for name, p in self.named_parameters() if name.rsplit(".", 1)[-1] in _EXPLICIT_NAMES}
+        explicit |= {id(p) for p in self.deform.explicit_parameters()}
         grid = {id(p) for m in self.modules() if isinstance(m, HashGridEncoding) for p in m.parameters()}
         groups: dict[str, list[nn.Parameter]] = {"implicit": [], "explicit": [], "grid": []}
         for p in filter(lambda p: p.requires_grad, self.parameters()):

@@ -117,12 +117,57 @@ def _metrics_section(metrics: dict, path: Path) -> str:
             f"{html.escape(str(meshes.get('points')))} samples, mean over frames)</h3>"
             f"<table><tr><th>metric</th><th>value</th></tr>{body}</table>"
         )
+    parts += _category_tables(metrics)
     consistency = metrics.get("consistency")
     if consistency:
         parts.append(_consistency_table(consistency))
     if not parts:
         raise Lab4dError(f"{path}: no 'views', 'meshes' or 'consistency' metrics; rerun `lab4d evaluate`")
     return "".join(parts)
+
+
+def _category_tables(metrics: dict) -> list[str]:
+    """Every video's meshes, the reanimations and the bone lengths against ground truth, where evaluated."""
+    parts = []
+    video_meshes = metrics.get("video_meshes")
+    if video_meshes:
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{v['fscore@5%bbox']:.3f}</td><td>{v['fscore@10%bbox']:.3f}</td>"
+            f"<td>{v['frames']}</td></tr>"
+            for name, v in video_meshes["videos"].items()
+        )
+        parts.append(
+            "<h3>Every video's meshes against ground truth (Sim(3), surface samples)</h3><table><tr><th>video</th>"
+            f"<th>F-score at 5% of the size</th><th>at 10%</th><th>frames</th></tr>{body}</table>"
+        )
+    reanimation = metrics.get("reanimation")
+    if reanimation:
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{v['mask_iou']:.3f}</td><td>{v['fscore@5%bbox']:.3f}</td>"
+            f"<td>{v['fscore@10%bbox']:.3f}</td></tr>"
+            for name, v in reanimation.items()
+        )
+        parts.append(
+            "<h3>Reanimation against the true one (video A's motion on video B's individual)</h3><table><tr>"
+            f"<th>A-to-B</th><th>mask IoU</th><th>meshes F-score at 5%</th><th>at 10%</th></tr>{body}</table>"
+        )
+    bones = metrics.get("bone_lengths")
+    if bones:
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{v['leg_length']['predicted']:.3f} / {v['leg_length']['true']:.3f}</td>"
+            f"<td>{v['arm_length']['predicted']:.3f} / {v['arm_length']['true']:.3f}</td></tr>"
+            for name, v in bones["videos"].items()
+        )
+        verdict = " and ".join(
+            f"{limb}s {'rank' if bones[f'{limb}_order_matches'] else 'do not rank'} as the truth"
+            for limb in ("leg", "arm")
+        )
+        parts.append(
+            "<h3>Bone lengths (after one scale)</h3><table><tr><th>video</th><th>legs, learned / true</th>"
+            f"<th>arms, learned / true</th></tr>{body}</table><p class=note>Median error per bone "
+            f"{100 * bones['median_relative_error']:.1f}%; {verdict}.</p>"
+        )
+    return parts
 
 
 def _consistency_table(consistency: dict) -> str:

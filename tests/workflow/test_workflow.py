@@ -61,6 +61,20 @@ def test_default_dry_run_schedules_every_stage(tmp_path):
         assert f"output: results/demo-quad/{video}" in result.stdout
 
 
+def test_a_category_dataset_reanimates_its_first_video_on_its_last_individual(tmp_path):
+    """demo-human: a skeleton model with one body per video; its page shows 0-to-3 beside the reference."""
+    config = overlay(tmp_path, ["demo-human", "demo-quad"], DATASETS)
+    result = snakemake("-n", "--configfile", str(config), workdir=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "rule reanimate:" in result.stdout
+    assert (
+        "output: results/demo-human/reanimate/0-to-3.mp4, results/demo-human/reanimate/0-to-3/animated.glb"
+        in result.stdout
+    )
+    assert "--video results/demo-human/reanimate/0-to-3.mp4" in result.stdout
+    assert "results/demo-quad/reanimate" not in result.stdout  # one body for every video: nothing to swap
+
+
 def test_lint_is_clean():
     result = snakemake("--lint")
     assert result.returncode == 0, result.stdout

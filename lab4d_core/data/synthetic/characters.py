@@ -36,6 +36,9 @@ class Character:
     """(V, 2) texture coordinates when the character has an image texture."""
     texture: np.ndarray | None = None
     """(H, W, 3) uint8 image texture, used instead of the procedural one when present."""
+    colors: np.ndarray | None = None
+    """(V, 4) per-vertex colours (RGB, then the strength of the procedural grain over them), used instead of the
+    palette's pattern when present: skin, clothes and hair of a person."""
     meta: dict = field(default_factory=dict)
 
     def pose(self, skinning_transforms: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ def true_reanimation(
                 body.pattern_scale,
                 body.uv,
                 body.texture,
+                body.colors,
             )
         )
         masks[f] = renderer.render([uploaded], world2cam[f], ks, width, height).object_id == object_id

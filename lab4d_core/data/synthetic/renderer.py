@@ -28,11 +28,13 @@ in vec3 in_normal;
 in vec3 in_canonical;
 in vec2 in_uv;
 in vec2 in_bary;
+in vec4 in_color;
 out vec3 v_normal;
 out vec3 v_canonical;
 out vec2 v_uv;
 out vec3 v_bary;
 out float v_depth;
+out vec4 v_color;
 void main() {
     vec4 pc = world2cam * vec4(in_pos, 1.0);
     float z = pc.z;
@@ -47,6 +49,7 @@ void main() {
     v_uv = in_uv;
     v_bary = vec3(in_bary, 1.0 - in_bary.x - in_bary.y);
     v_depth = z;
+    v_color = in_color;
 }
 """
 
@@ -63,6 +66,7 @@ in vec3 v_canonical;
 in vec2 v_uv;
 in vec3 v_bary;
 in float v_depth;
+in vec4 v_color;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out vec4 out_geometry;
 
@@ -89,6 +93,11 @@ void main() {
     vec3 color;
     if (textured == 1) {
         color = texture(albedo, v_uv).rgb;
+    } else if (textured == 2) {
+        // Per-vertex colours (skin, clothes, hair) with a grain of strength v_color.a.
+        vec3 p = v_canonical * pattern_scale;
+        color = v_color.rgb * (1.0 + v_color.a * (smoothstep(0.3, 0.7, fbm(p)) - 0.5));
+        color *= 0.88 + 0.24 * noise(p * 5.0 + 3.0);
     } else {
         vec3 p = v_canonical * pattern_scale;
         color = mix(palette[0], palette[1], smoothstep(0.42, 0.58, fbm(p)));
@@ -133,6 +142,9 @@ class Mesh:
     pattern_scale: float
     uv: np.ndarray | None = None
     texture: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    """(V, 4) per-vertex RGB in [0, 1] and the strength of the procedural grain over it (0: plain); used instead
+    of the palette's pattern when present (an image ``texture`` takes precedence)."""
 
 
 def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -196,13 +208,27 @@ class Renderer:
         corners = mesh.faces.reshape(-1)
         normals = vertex_normals(mesh.verts.astype(np.float64), mesh.faces)
         uv = mesh.uv if mesh.uv is not None else np.zeros((len(mesh.verts), 2))
+        colors = mesh.colors if mesh.colors is not None else np.zeros((len(mesh.verts), 4))
         bary = np.tile(np.array([[1, 0], [0, 1], [0, 0]], np.float32), (len(mesh.faces), 1))
         interleaved = np.concatenate(
-            [mesh.verts[corners], normals[corners], mesh.canonical[corners], uv[corners], bary], axis=1
+            [mesh.verts[corners], normals[corners], mesh.canonical[corners], uv[corners], bary, colors[corners]],
+            axis=1,
         ).astype(np.float32)
         buffer = self.ctx.buffer(interleaved.tobytes())
         vao = self.ctx.vertex_array(
-            self.program, [(buffer, "3f 3f 3f 2f 2f", "in_pos", "in_normal", "in_canonical", "in_uv", "in_bary")]
+            self.program,
+            [
+                (
+                    buffer,
+                    "3f 3f 3f 2f 2f 4f",
+                    "in_pos",
+                    "in_normal",
+                    "in_canonical",
+                    "in_uv",
+                    "in_bary",
+                    "in_color",
+                )
+            ],
         )
         return UploadedMesh(mesh, buffer, vao, len(corners))
 
@@ -271,7 +297,7 @@ class Renderer:
     def _draw(self, uploaded: UploadedMesh) -> None:
         mesh = uploaded.mesh
         self.program["object_id"].value = mesh.object_id
-        self.program["textured"].value = int(mesh.texture is not None)
+        self.program["textured"].value = 1 if mesh.texture is not None else 2 if mesh.colors is not None else 0
         self.program["palette"].write(np.asarray(mesh.palette, dtype=np.float32).tobytes())
         self.program["pattern_scale"].value = float(mesh.pattern_scale)
         if mesh.texture is not None:

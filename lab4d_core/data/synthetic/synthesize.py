@@ -34,6 +34,7 @@ from lab4d_core.data.synthetic.characters import Character, Morphology, procedur
 from lab4d_core.data.synthetic.gltf_asset import load_asset
 from lab4d_core.data.synthetic.groundtruth import View, crop_params, exact_flow, inside_raw, surface_points
 from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, motion_phase, root_trajectory
+from lab4d_core.data.synthetic.people import PersonBuild, anny_person
 from lab4d_core.data.synthetic.reanimation import true_reanimation
 from lab4d_core.data.synthetic.renderer import Mesh, Renderer
 from lab4d_core.geometry.cameras import crop_intrinsics
@@ -92,25 +93,29 @@ def _performance(cfg: SynthConfig, video: int, rng: np.random.Generator, charact
         )
     instance = 0 if cfg.single_inst else video
     if instance not in characters:
-        # One individual keeps its seed's random proportions; several spread over a deliberate range.
-        morph = None if cfg.single_inst else Morphology.spread(cfg.character, instance, cfg.num_videos, cfg.seed)
-        characters[instance] = procedural_character(
-            cfg.character, cfg.seed * 1000 + instance, voxel=cfg.voxel, morph=morph
-        )
+        characters[instance] = _character(cfg, instance)
     character = characters[instance]
     motion = cfg.motions[video % len(cfg.motions)]
-    angles = ANGLE_GENERATORS[cfg.character](
-        character.skeleton, motion, motion_phase(motion, times, rng.uniform(0, 2 * np.pi))
-    )
+    kind = character.skeleton.name  # a person from anny moves as our human does
+    angles = ANGLE_GENERATORS[kind](character.skeleton, motion, motion_phase(motion, times, rng.uniform(0, 2 * np.pi)))
     size = _body_length(character)
     # Humans walk at their own pace; scale by height rather than by body length.
     return Performance(
         character,
         character.skeleton.skinning_transforms(angles),
         angles,
-        root_trajectory(motion, times, size * (0.5 if cfg.character == "human" else 1.0), heading0),
+        root_trajectory(motion, times, size * (0.5 if kind == "human" else 1.0), heading0),
         motion,
     )
+
+
+def _character(cfg: SynthConfig, instance: int) -> Character:
+    """Instance ``instance``: one individual keeps its seed's random build; several spread over a deliberate range."""
+    seed = cfg.seed * 1000 + instance
+    if cfg.character == "anny":
+        return anny_person(seed, None if cfg.single_inst else PersonBuild.spread(instance, cfg.num_videos, cfg.seed))
+    morph = None if cfg.single_inst else Morphology.spread(cfg.character, instance, cfg.num_videos, cfg.seed)
+    return procedural_character(cfg.character, seed, voxel=cfg.voxel, morph=morph)
 
 
 def _body_length(character: Character) -> float:
@@ -190,6 +195,7 @@ def synthesize_video(
                 character.pattern_scale,
                 character.uv,
                 character.texture,
+                character.colors,
             )
         )
         raw = renderer.render([posed] + static, world2cam[f], ks, width, height, cfg.supersample)

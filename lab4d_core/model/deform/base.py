@@ -66,6 +66,11 @@ class Deformation(nn.Module, ABC):
         """Scalar losses at (N, S, 3) canonical samples of N rays seen at frames (N,); none by default."""
         return {}
 
+    def explicit_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained at the explicit learning rate (lab4d: 10x), beyond those named in
+        ``DynamicModel``'s list; none by default."""
+        return []
+
     def skinning_weights(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
         """(P, B) weights of canonical points (P, 3) on the rig's B bones (rows sum to 1), for export.
 

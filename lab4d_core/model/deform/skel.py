@@ -126,6 +126,11 @@ class SkeletonDeformation(GaussianSkinning):
         """Per-joint values (joints along ``dim``) averaged with their mirror joint's."""
         return 0.5 * (values + values.index_select(dim, self.symmetry))
 
+    def explicit_parameters(self) -> list[nn.Parameter]:
+        """The bone-length network: per-instance lengths get little gradient (a body's shape can reach past its
+        joints), so they learn at the explicit rate, as the global size does."""
+        return list(self.length_net.parameters())
+
     def length_corrections(self, inst: Tensor | None, batch: int) -> Tensor:
         """(batch, J) per-instance log bone-length corrections, symmetric left/right (the root's unused)."""
         return self._symmetric(self.length_net(instance_code(self.inst_code, inst, batch)), -1)
@@ -240,6 +245,9 @@ class ComposedDeformation(Deformation):
             "reg_soft_deform": soft.square().sum(-1).mean() / self.object_radius**2,
             **self.skeleton.rig_regularizers(x_canonical, inst),
         }
+
+    def explicit_parameters(self) -> list[nn.Parameter]:
+        return self.skeleton.explicit_parameters()
 
     def skinning_weights(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
         return self.skeleton.skinning_weights(x, inst)
