@@ -462,6 +462,24 @@ def _reanimate(args: argparse.Namespace) -> None:
     print(f"wrote {video} and {args.out}")
 
 
+def _strip_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video", type=Path, action="append", required=True, help="a rendered mp4 (repeatable): a row")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--frames", type=int, default=6, help="frames per video, evenly over it (default: 6)")
+    parser.add_argument(
+        "--panels", nargs="+", default=["rgb"], help="panels of each frame: rgb mask depth normal xyz (default: rgb)"
+    )
+    parser.add_argument("--width", type=int, help="downscale to this many pixels wide")
+
+
+@command("strip", "frames of rendered videos in one PNG, a row per video", _strip_arguments)
+def _strip(args: argparse.Namespace) -> None:
+    from lab4d_core.tools.strip import write_strip
+
+    write_strip(args.video, args.out, args.frames, args.panels, args.width)
+    print(f"wrote {args.out}")
+
+
 def _curves_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logdir", type=Path, required=True, help="TensorBoard folder of a run (results/<name>/train/tensorboard)"
