@@ -32,6 +32,9 @@ class Reanimation:
     """(T,) model frame ids: every kept frame of video A."""
     inst: int
     """Instance (body) of video B."""
+    appearance: int
+    """A frame of video B (its middle one) whose appearance code colours the body: the per-frame codes
+    carry a video's look as much as the instance code does."""
 
 
 def plan_reanimation(model: DynamicModel, database: Database, motion_id: int, inst_id: int) -> Reanimation:
@@ -53,8 +56,8 @@ def plan_reanimation(model: DynamicModel, database: Database, motion_id: int, in
             stacklevel=2,
         )
     frames = video_frame_ids(database, motion_id, model.bound.device)
-    inst = int(model.instance(video_frame_ids(database, inst_id, model.bound.device)[:1])[0])
-    return Reanimation(frames, inst)
+    own = video_frame_ids(database, inst_id, model.bound.device)
+    return Reanimation(frames, int(model.instance(own[:1])[0]), int(own[len(own) // 2]))
 
 
 @torch.no_grad()
@@ -85,6 +88,7 @@ def reanimate(
         num_samples,
         num_importance,
         inst=plan.inst,
+        appearance=plan.appearance,
     )
     write_video(video, images, len(plan.frames))
     return summary

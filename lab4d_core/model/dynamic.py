@@ -129,6 +129,7 @@ class DynamicModel(nn.Module):
         occupancy: dict[str, Tensor] | None = None,
         camera: Camera | None = None,
         inst: Tensor | None = None,
+        appearance: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Render (N, K) pixels of N frames: rgb, opacity, depth and expected canonical point per pixel.
 
@@ -143,9 +144,12 @@ class DynamicModel(nn.Module):
         the frames' own cameras (their root poses and intrinsics), e.g. for novel views. ``inst`` (N,)
         replaces the frames' own instances (shape, colour, bone lengths, skinning): another individual
         moving as these frames do, for reanimation or lab4d's code swapping; ``occupancy`` then bounds it.
+        ``appearance`` (N,) frames lend their per-frame appearance codes to the colour (default: the frames'
+        own), so a reanimated individual keeps the look of its own video.
         """
         noise = noise or {}
         inst = self.instance(frame) if inst is None else inst
+        appearance = frame if appearance is None else appearance
         n, k = xy.shape[:2]
         if camera is None:
             camera = Camera(*self.root(frame), self.intrinsics(frame))
@@ -173,7 +177,7 @@ class DynamicModel(nn.Module):
             uniform = _rays_or_none(noise.get("importance"), rays)
             fine = importance_depths(depths, coarse, num_importance, uniform)
             depths, _ = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)
-        shaded = self._shade(depths, directions, *pose, frame_of_ray, inst_of_ray, far)
+        shaded = self._shade(depths, directions, *pose, frame_of_ray, inst_of_ray, appearance[ray_frame], far)
         out = {"hit": hit, "ray_index": ray_index, "samples": shaded.pop("samples"), "intrinsics": intrinsics}
         for key, value in shaded.items():
             full = value.new_zeros((n * k, *value.shape[1:]))
@@ -190,10 +194,12 @@ class DynamicModel(nn.Module):
         chunk: int = 4096,
         camera: Camera | None = None,
         inst: int | None = None,
+        appearance: int | None = None,
     ) -> dict[str, Tensor]:
         """Opacity (P,), rgb (P, 3), depth (P,) and canonical point (P, 3) of pixels ``xy`` (P, 2)
         of one frame, on the CPU; ``camera`` (batch of one) replaces the frame's own, ``inst`` the frame's
-        own instance (another individual moving as this frame does: reanimation).
+        own instance (another individual moving as this frame does: reanimation), coloured with frame
+        ``appearance``'s appearance code (default: this frame's).
 
         Rays are cut to the occupied cells of the frame's occupancy grid, so even a few stratified
         samples land near the surface; chunks of ``chunk`` rays bound the memory at any resolution.
@@ -207,7 +213,14 @@ class DynamicModel(nn.Module):
         for start in range(0, len(xy), chunk):
             pixels = xy[None, start : start + chunk].to(device)
             out = self.render_rays(
-                frame_ids, pixels, num_samples, num_importance, occupancy=occupancy, camera=camera, inst=inst_ids
+                frame_ids,
+                pixels,
+                num_samples,
+                num_importance,
+                occupancy=occupancy,
+                camera=camera,
+                inst=inst_ids,
+                appearance=None if appearance is None else torch.tensor([appearance], device=device),
             )
             for key in parts:
                 parts[key].append(out[key][0].cpu())
@@ -274,10 +287,10 @@ class DynamicModel(nn.Module):
         sdf = self.field.sdf(canonical, inst[:, None])
         return volsdf_weights(self.field.density(sdf), depths, far)
 
-    def _shade(self, depths, directions, rotation, translation, frame, inst, far) -> dict[str, Tensor]:
+    def _shade(self, depths, directions, rotation, translation, frame, inst, appearance, far) -> dict[str, Tensor]:
         """Shade M rays: depths (M, S), directions (M, 3), poses (M, 3, 3) / (M, 3), frames and instances (M,)."""
         canonical = self._canonical_samples(depths, directions, rotation, translation, frame, inst)
-        field = self.field(canonical, inst[:, None], frame[:, None])
+        field = self.field(canonical, inst[:, None], appearance[:, None])
         weights = volsdf_weights(self.field.density(field["sdf"]), depths, far)
         opacity = weights.sum(-1)
         rgb = composite(weights, field["rgb"])

@@ -69,16 +69,19 @@ def render_panels(
     num_samples: int = 16,
     num_importance: int = 0,
     inst: int | None = None,
+    appearance: int | None = None,
 ) -> Iterator[np.ndarray]:
     """(res, 5 res, 3) uint8 images, one per rendered frame of ``frames`` (from :func:`video_frames`);
     rays take ``num_samples`` stratified samples plus ``num_importance`` drawn from their weights. ``inst``
-    puts another instance's body in the frames (reanimation)."""
+    puts another instance's body in the frames, coloured by frame ``appearance``'s code (reanimation)."""
     shapes, camera_frames = frames
     cameras, xy = view_cameras(model, camera_frames, viewpoint, res, database.resolution)
     scale = float(model.field.scale)
     for t in range(len(shapes)):
         camera = Camera(cameras.rotation[t : t + 1], cameras.translation[t : t + 1], cameras.intrinsics[t : t + 1])
-        out = model.render_pixels(int(shapes[t]), xy, num_samples, num_importance, camera=camera, inst=inst)
+        out = model.render_pixels(
+            int(shapes[t]), xy, num_samples, num_importance, camera=camera, inst=inst, appearance=appearance
+        )
         opacity = out["opacity"].numpy().reshape(res, res)
         mask = opacity > 0.5
         depth = out["depth"].numpy().reshape(res, res)

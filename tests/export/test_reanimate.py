@@ -46,6 +46,8 @@ def test_with_a_longer_than_b_every_frame_is_a_motion_on_b_body(untrained_skel, 
     assert database.videos[0].num_frames > database.videos[1].num_frames  # A = 0 is the longer video
     plan = plan_reanimation(model, database, motion_id=0, inst_id=1)
     assert plan.frames.tolist() == list(a_frames) and plan.inst == 1
+    b_start = int(database.frame_offset[1])
+    assert b_start <= plan.appearance < b_start + database.videos[1].num_frames  # B's look, not A's
     calls = spy_on_instances(model, monkeypatch)
     summary = reanimate(model, database, 0, 1, tmp_path / "0-to-1", tmp_path / "0-to-1.mp4", render_res=16, grid=24)
     assert summary.frames == database.videos[0].num_frames

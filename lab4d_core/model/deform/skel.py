@@ -118,7 +118,9 @@ class SkeletonDeformation(GaussianSkinning):
         along = np.maximum(half_length, MIN_EXTENT)
         extent = np.stack([np.maximum(0.5 * half_length, MIN_EXTENT)] * 2 + [along], -1)
         self.log_gauss = nn.Parameter(torch.as_tensor(np.log(extent), dtype=torch.float32))
-        self.length_net = MLP(inst_dim, tree.num_joints, hidden=width // 2, depth=1, out_init="zero")
+        # tanh, not relu: a relu layer fed by a handful of codes went dead in training (every instance then
+        # got the same bone lengths, the output bias alone).
+        self.length_net = MLP(inst_dim, tree.num_joints, hidden=width // 2, depth=1, activation="tanh", out_init="zero")
         self.time_embedding = TimeEmbedding(frame_info, out_dim=time_dim)
         self.motion_net = MLP(time_dim, tree.num_joints * 3, hidden=width, depth=depth - 1, out_init="zero")
 
