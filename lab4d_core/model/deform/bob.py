@@ -60,7 +60,7 @@ class BagOfBones(GaussianSkinning):
         skin_width: int = 64,
         seed: int = 0,
     ) -> None:
-        super().__init__(num_bones, num_inst, inst_dim, skin_width)
+        super().__init__(num_bones)
         centres = (
             random_ball(num_bones, init_radius, seed)
             if init_points is None
@@ -71,6 +71,7 @@ class BagOfBones(GaussianSkinning):
         self.log_scale = nn.Parameter(torch.full((num_bones, 3), math.log(init_scale)))
         self.time_embedding = TimeEmbedding(frame_info, out_dim=time_dim)
         self.motion_net = MLP(time_dim, num_bones * 6, hidden=width, depth=depth - 1, out_init="zero")
+        self.add_skinning(num_inst, inst_dim, skin_width)
 
     def rest_bones(self, inst: Tensor | None, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         """The same bones for every instance: (B, 4), (B, 3), (B, 3)."""

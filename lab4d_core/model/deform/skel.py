@@ -100,7 +100,8 @@ class SkeletonDeformation(GaussianSkinning):
         skin_width: int = 64,
     ) -> None:
         tree = get_skeleton(skeleton)
-        super().__init__(tree.num_joints, num_inst, inst_dim, skin_width)
+        super().__init__(tree.num_joints)
+        self.add_skinning(num_inst, inst_dim, skin_width)
         self.skeleton = tree
         self.parents = tree.parents
         to_middle, orientation, half_length = _part_geometry(tree)

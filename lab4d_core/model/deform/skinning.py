@@ -37,12 +37,16 @@ DELTA_SKIN_SCALE = 0.1
 class GaussianSkinning(Deformation):
     """Dual-quaternion blend skinning of B Gaussian bones with a learned, instance-conditioned correction."""
 
-    def __init__(self, num_bones: int, num_inst: int, inst_dim: int = 32, skin_width: int = 64) -> None:
+    def __init__(self, num_bones: int) -> None:
         super().__init__()
         self.num_bones = num_bones
+
+    def add_skinning(self, num_inst: int, inst_dim: int = 32, skin_width: int = 64) -> None:
+        """Create the instance codes and the skinning correction; a subclass calls it after its own modules
+        (the order in which modules draw their random initial weights)."""
         self.inst_code = nn.Embedding(num_inst, inst_dim)
         nn.init.normal_(self.inst_code.weight, std=0.1)
-        self.delta_net = MLP(num_bones * 3, num_bones, hidden=skin_width, depth=1, cond_dim=inst_dim)
+        self.delta_net = MLP(self.num_bones * 3, self.num_bones, hidden=skin_width, depth=1, cond_dim=inst_dim)
         # Tiny rather than zero: relu(0) passes no gradient, so an all-zero start would never learn.
         nn.init.normal_(self.delta_net.output.weight, std=1e-3)
         nn.init.zeros_(self.delta_net.output.bias)
