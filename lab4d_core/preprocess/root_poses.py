@@ -91,7 +91,8 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
             warnings.warn(
                 f"{video.seqname}: its root poses (Cameras/01-canonical.npy) turn unlike the optical flow "
                 f"({disagreement:.0f} degrees over {TRUST_WINDOW} frames, median): training treats them as an "
-                "estimate and lets them go",
+                "estimate, whose prior fades over cam_prior_fade of training (0 holds them: right for exact poses "
+                "of an articulated body, whose flow turns unlike its root)",
                 stacklevel=2,
             )
         return RootPoseInit(poses, "01-canonical", pairs, estimated=contradicted)
