@@ -111,6 +111,12 @@ class SkeletonDeformation(GaussianSkinning):
             "part_orientation", matrix_to_quaternion(torch.as_tensor(orientation, dtype=torch.float32))
         )
         self.register_buffer("symmetry", torch.as_tensor(tree.symmetry))
+        # Rest joints are sums of offsets along each joint's chain to the root: one matrix product.
+        chain = np.eye(tree.num_joints)
+        for j, p in enumerate(tree.parents):
+            if p >= 0:
+                chain[j] += chain[p]
+        self.register_buffer("chain", torch.as_tensor(chain, dtype=torch.float32))
         self.register_buffer("articulated", torch.as_tensor(np.asarray(tree.parents) >= 0))
         joints = tree.rest_joints
         joint_radius = 0.5 * np.linalg.norm(joints.max(0) - joints.min(0))
@@ -153,28 +159,25 @@ class SkeletonDeformation(GaussianSkinning):
 
     def rest_joints(self, inst: Tensor | None = None, batch: int = 1) -> Tensor:
         """(batch, J, 3) joint positions at rest (canonical space) of instances ``inst``."""
-        offsets = self.offsets(inst, batch)
-        return forward_kinematics(self.parents, offsets, torch.zeros_like(offsets))[1]
+        return self.chain @ self.offsets(inst, batch)
 
     def rest_bones(self, inst: Tensor | None, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         offsets = self.offsets(inst, batch)
-        joints = forward_kinematics(self.parents, offsets, torch.zeros_like(offsets))[1]
-        centre = joints + self.to_middle @ offsets
+        centre = (self.chain + self.to_middle) @ offsets
         extent = torch.exp(self._symmetric(self.log_gauss, 0) + self.log_size)
         return self.part_orientation, centre, extent.reciprocal()
 
-    def pose(self, frame_or_so3: Tensor, inst: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Rest -> posed transforms of every joint's part, as (N, J, 4) quaternions and (N, J, 3) translations,
-        for joint rotations (N, J, 3) (or frames (N,), whose learned rotations are used) on instances
-        ``inst``'s bones: the same joint angles on another instance's bones reanimate it."""
-        so3 = self.joint_so3(frame_or_so3) if frame_or_so3.dim() == 1 else frame_or_so3
-        offsets = self.offsets(inst, so3.shape[0])
-        rest = forward_kinematics(self.parents, offsets, torch.zeros_like(so3))[1]
-        rotation, position = forward_kinematics(self.parents, offsets, so3)
-        return rotation, position - quat_apply(rotation, rest)
-
     def motion(self, frame: Tensor, inst: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self.pose(frame, inst)
+        """Rest -> posed transforms of every joint's part at frames (N,), on instances ``inst``'s bones (the
+        same joint angles on another instance's bones reanimate it). The tree is posed once per distinct
+        (frame, instance): a batch of rays holds a few frames many times."""
+        key = frame if inst is None else frame * self.inst_code.num_embeddings + inst
+        distinct, index = torch.unique(key, return_inverse=True)
+        first = torch.empty_like(distinct).scatter_(0, index, torch.arange(len(key), device=key.device))
+        offsets = self.offsets(None if inst is None else inst[first], len(first))
+        rotation, position = forward_kinematics(self.parents, offsets, self.joint_so3(frame[first]))
+        translation = position - quat_apply(rotation, self.chain @ offsets)
+        return rotation[index], translation[index]
 
     def rig_regularizers(self, x_canonical: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
         """Blend skinning's, plus lab4d's skeleton prior: the bone lengths' deviation from the predefined
@@ -189,7 +192,7 @@ class SkeletonDeformation(GaussianSkinning):
         its skeleton models to the bones' SDF)."""
         with torch.no_grad():
             offsets = self.offsets(None, 1)[0]
-            joints = forward_kinematics(self.parents, offsets[None], torch.zeros_like(offsets)[None])[1][0]
+            joints = self.chain @ offsets
             radius = (torch.exp(self._symmetric(self.log_gauss, 0) + self.log_size))[:, 0]
         starts, ends, radii = [], [], []
         for j in range(self.num_bones):
