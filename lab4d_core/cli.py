@@ -77,7 +77,11 @@ def _link_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--collection", required=True, help="collection name: database/configs/<collection>.config")
     parser.add_argument("--out", type=Path, required=True, help="manifest to write, e.g. data/<dataset>/manifest.json")
-    parser.add_argument("--train-res", type=int, default=256, help="resolution of the arrays to use (default: 256)")
+    parser.add_argument(
+        "--train-res",
+        type=int,
+        help="resolution of the arrays to use, <prefix>-<train-res>.npy (default: the one on disk)",
+    )
     parser.add_argument(
         "--prefixes",
         nargs="+",
@@ -94,7 +98,41 @@ def _link(args: argparse.Namespace) -> None:
     from lab4d_core.data.manifest import link_database
 
     manifest = link_database(args.root, args.collection, args.out, args.train_res, tuple(args.prefixes))
-    print(f"{args.root}: {len(manifest['videos'])} videos, {sum(manifest['num_frames'])} frames; wrote {args.out}")
+    print(
+        f"{args.root}: {len(manifest['videos'])} videos, {sum(manifest['num_frames'])} frames at "
+        f"{manifest['train_res']} px; wrote {args.out}"
+    )
+
+
+def _download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="dataset YAML whose source.url and source.sha256 are the defaults")
+    parser.add_argument("--url", help="address of the zip (a Dropbox share link works as it is)")
+    parser.add_argument("--sha256", help="the zip's expected SHA-256 (default: none; the checksum is printed to pin)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder to create, holding database/ (e.g. data/<dataset>/download)"
+    )
+
+
+@command(
+    "download",
+    "download a zipped processed database (e.g. lab4d's), check it and unpack it; resumes an interrupted transfer",
+    _download_arguments,
+)
+def _download(args: argparse.Namespace) -> None:
+    from lab4d_core.data.download import download
+
+    url, sha256 = args.url, args.sha256
+    if args.config is not None:
+        # The workflow passes the YAML rather than the checksum, so pinning one does not re-download.
+        source = load_dataset_config(args.config).source
+        url, sha256 = url or source.url, sha256 or source.sha256
+    if url is None:
+        raise Lab4dError("nothing to download: give --url, or --config with a dataset YAML whose source has a url")
+    digest = download(url, args.out, sha256)
+    collections = sorted(p.stem for p in (args.out / "database" / "configs").glob("*.config"))
+    print(f"unpacked {url} to {args.out}; collections: {', '.join(collections) or 'none'}")
+    if sha256 is None:
+        print(f"sha256: {digest}  (pin it as source.sha256 or --sha256, so that a changed or damaged file is caught)")
 
 
 def _preview_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +195,11 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="trained model: render every training frame, score masks and colour, and its consistency across views",
     )
-    parser.add_argument("--data", type=Path, help="with --checkpoint: the dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="with --checkpoint: the dataset manifest (data/<name>/manifest.json; default: the one it was trained on)",
+    )
     parser.add_argument(
         "--res", type=int, help="with --checkpoint: render resolution (default: the training resolution)"
     )
@@ -235,8 +277,6 @@ def _evaluate(args: argparse.Namespace) -> None:
                 _same_shape(as_rgb(load_stack(args.pred_rgb)), gt_rgb, args.pred_rgb), gt_rgb, gt_masks
             )
     if args.checkpoint is not None:
-        if args.data is None:
-            raise Lab4dError("--checkpoint needs --data data/<name>/manifest.json")
         from lab4d_core.eval.consistency import evaluate_consistency
         from lab4d_core.eval.render_metrics import evaluate_training_views
         from lab4d_core.model.loading import load_model
@@ -253,9 +293,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         if args.gt_root is not None:
             results.update(_category_metrics(model, database, args.gt_root, samples))
     elif args.gt_root is not None:
-        raise Lab4dError("--gt-root scores a model: give --checkpoint and --data too")
+        raise Lab4dError("--gt-root scores a model: give --checkpoint too")
     if not results:
-        raise Lab4dError("nothing to evaluate: give --checkpoint/--data, --pred-meshes/--gt or --pred-masks/--gt-masks")
+        raise Lab4dError("nothing to evaluate: give --checkpoint, --pred-meshes/--gt or --pred-masks/--gt-masks")
     atomic_write_text(args.out, json.dumps(results, indent=1))
     for kind, values in results.items():
         summary = values.get("mean", values)
@@ -335,11 +375,14 @@ def _train(args: argparse.Namespace) -> None:
         launch(request)
 
 
+DATA_HELP = "its dataset manifest (data/<name>/manifest.json; default: the dataset it was trained on)"
+
+
 def _checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", type=Path, required=True, help="trained model (results/<name>/train/ckpt_final.pth)"
     )
-    parser.add_argument("--data", type=Path, required=True, help="its dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument("--data", type=Path, help=DATA_HELP)
     parser.add_argument("--inst_id", type=int, default=0, help="video to use (lab4d's --inst_id; default: 0)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device (default: auto)")
 
@@ -414,7 +457,7 @@ def _reanimate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", type=Path, required=True, help="trained skeleton model (results/<name>/train/ckpt_final.pth)"
     )
-    parser.add_argument("--data", type=Path, required=True, help="its dataset manifest (data/<name>/manifest.json)")
+    parser.add_argument("--data", type=Path, help=DATA_HELP)
     parser.add_argument("--motion_id", type=int, required=True, help="video A whose motion and cameras are played")
     parser.add_argument("--inst_id", type=int, required=True, help="video B whose individual (body) performs it")
     parser.add_argument(

@@ -269,13 +269,34 @@ class SourceConfig:
     """Render a synthetic dataset with ground truth."""
     path: str | None = None
     """An existing processed database (folder containing database/), used in place, never copied."""
+    url: str | None = None
+    """Address of a zipped processed database, such as lab4d's downloads (Dropbox share links work as they are):
+    downloaded with resume, checked and unpacked to data/<dataset>/download/ (database/ at the zip's root or inside
+    its single top folder)."""
+    sha256: str | None = None
+    """With url: the zip's SHA-256, checked after download (a mismatch deletes the file); when absent, the download
+    prints the checksum to pin here."""
     collection: str | None = None
-    """With path: the collection name, i.e. database/configs/<collection>.config (defaults to the dataset name)."""
+    """With path or url: the collection name, i.e. database/configs/<collection>.config (defaults to the dataset
+    name)."""
+    train_res: int | None = None
+    """With path or url: resolution of the processed arrays to use, <prefix>-<train_res>.npy (default: the one on
+    disk; needed only when the database holds several)."""
 
     def __post_init__(self) -> None:
-        given = [k for k in ("synthetic", "path") if getattr(self, k) is not None]
+        given = [k for k in ("synthetic", "path", "url") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"source needs exactly one of synthetic, path; got {given or 'none'}")
+            raise ValueError(f"source needs exactly one of synthetic, path, url; got {given or 'none'}")
+        if self.url is not None and not re.match(r"https?://", self.url):
+            raise ValueError(f"url must be an http:// or https:// address, got {self.url!r}")
+        if self.sha256 is not None and self.url is None:
+            raise ValueError("sha256 is the checksum of a url's download; remove it or give the url")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise ValueError(f"sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
+        if self.synthetic is not None and (self.collection is not None or self.train_res is not None):
+            raise ValueError("collection and train_res belong to path and url sources; synthetic sets its own")
+        if self.train_res is not None and self.train_res < 16:
+            raise ValueError(f"train_res must be at least 16 pixels, got {self.train_res}")
 
 
 @dataclass
@@ -330,6 +351,10 @@ class TrainConfig:
     preset: Literal["auto", "cpu", "gpu"] = "auto"
     """Defaults for the machine: cpu (fewer samples and steps, small batch) or gpu; auto picks by CUDA availability.
     Keys set in the YAML or with --set always win over the preset."""
+    ngpu: int = 1
+    """GPUs the train rule asks Snakemake (or Slurm) for, its gpu resource (lab4d's train.sh GPU list): that many
+    torchrun ranks, NCCL between them; fewer where fewer are visible, and the CPU where CUDA is not (or with
+    snakemake --resources gpu=0)."""
     learning_rate: float = 5e-4
     """Peak learning rate of the one-cycle schedule of the networks (and of the hash grids, times grid_lr_mult)."""
     explicit_lr: float | None = None
@@ -346,7 +371,8 @@ class TrainConfig:
     iters_per_round: int = 200
     """Optimisation steps per round."""
     imgs_per_gpu: int = 128
-    """Frame pairs per step over all processes (lab4d counts pairs, so 2x frames)."""
+    """Frame pairs per step and process (GPU or CPU rank): a step's batch is ranks x imgs_per_gpu pairs, so
+    2x that many frames (lab4d's rule)."""
     pixels_per_image: int = 16
     """Pixels sampled per frame."""
     fg_fraction: float = 0.0
@@ -367,6 +393,16 @@ class TrainConfig:
     """Weight of the depth loss (used when the dataset has depth)."""
     flow_wt: float = 0.5
     """Weight of the optical-flow loss."""
+    feature_type: Literal["dinov2", "cse"] = "dinov2"
+    """Which per-pixel features of the dataset (Features/<prefix>-<res>-<type>-01.npy) the feature losses use;
+    a dataset without them trains without those losses."""
+    feature_wt: float = 1e-2
+    """Weight of the feature loss: the canonical feature field at a pixel's surface point against the pixel's
+    feature (lab4d's feature_wt)."""
+    feat_reproj_wt: float = 5e-2
+    """Weight of the feature reprojection loss: each pixel's feature is matched (soft-argmax) to the canonical
+    surface, carried to its frame and projected; its distance to the pixel, over train_res (lab4d's
+    feat_reproj_wt). Unlike flow, it ties frames any distance apart to the same canonical point."""
     reg_eikonal_wt: float = 1e-3
     """Weight of the eikonal regulariser (|grad sdf| = 1), ramped up x100 over training as in lab4d."""
     reg_deform_cyc_wt: float = 0.01

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab4d_core import __version__
-from lab4d_core.data.database import Database
+from lab4d_core.data.database import Database, _read_config
 from lab4d_core.errors import Lab4dError
 from lab4d_core.utils.io import atomic_write_text
 
@@ -57,11 +58,47 @@ def read_manifest(path: Path) -> Manifest:
         raise Lab4dError(f"{path}: not a valid dataset manifest ({error}); delete it and rebuild the dataset") from None
 
 
+def resolution_on_disk(root: Path, collection: str, prefixes: tuple[str, ...] = ("crop",)) -> int:
+    """The R of the ``<prefix>-<R>.npy`` rgb arrays that every video has, for every prefix.
+
+    A database is read at the resolution it was preprocessed at (lab4d's downloads: 256) unless told
+    otherwise; several on disk are an error, since picking one silently could train on the wrong one.
+    """
+    entries, problems = _read_config(Path(root), collection)
+    if not entries:
+        raise Lab4dError("\n".join(problems))
+    common: set[int] | None = None
+    for img_dir, _, _ in entries:
+        for prefix in prefixes:
+            pattern = re.compile(rf"{re.escape(prefix)}-(\d+)\.npy")
+            found = {int(m[1]) for p in img_dir.glob(f"{prefix}-*.npy") if (m := pattern.fullmatch(p.name))}
+            common = found if common is None else common & found
+    where = f"dataset {collection!r} under {root}"
+    if not common:
+        arrays = " and ".join(f"{prefix}-<R>.npy" for prefix in prefixes)
+        raise Lab4dError(
+            f"{where}: no resolution R at which every video has its rgb arrays ({arrays} in "
+            f"JPEGImages/Full-Resolution/<video>/, e.g. {entries[0][0]}); is the database preprocessed?"
+        )
+    if len(common) > 1:
+        found = ", ".join(map(str, sorted(common)))
+        raise Lab4dError(
+            f"{where}: rgb arrays at several resolutions ({found}); choose one with --train-res "
+            "(source.train_res in the dataset YAML)"
+        )
+    return common.pop()
+
+
 def link_database(
-    root: Path, collection: str, out: Path, train_res: int = 256, prefixes: tuple[str, ...] = ("crop",)
+    root: Path, collection: str, out: Path, train_res: int | None = None, prefixes: tuple[str, ...] = ("crop",)
 ) -> dict:
-    """Validate an existing processed database in place and write a manifest pointing to it."""
+    """Validate an existing processed database in place and write a manifest pointing to it.
+
+    ``train_res`` defaults to the resolution on disk (:func:`resolution_on_disk`).
+    """
     root = Path(root).resolve()
+    if train_res is None:
+        train_res = resolution_on_disk(root, collection, prefixes)
     database = Database(root, collection, resolution=train_res, prefixes=prefixes)
     manifest = {
         "root": str(root),

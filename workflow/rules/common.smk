@@ -8,9 +8,9 @@ from jsonschema.exceptions import ValidationError, best_match
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-import lab4d_core
 from lab4d_core.config import load_dataset_config, load_yaml, to_dict
 from lab4d_core.errors import Lab4dError
+from lab4d_core.tools.fingerprint import fingerprint
 
 # Top-level config: unknown keys are errors, defaults are filled in.
 validate(config, "../schemas/config.schema.yaml")
@@ -61,7 +61,7 @@ def alternation(names):
 
 
 def datasets_with_source(kind):
-    """Names of the datasets whose source is ``kind`` ("synthetic" or "path")."""
+    """Names of the datasets whose source is ``kind`` ("synthetic", "path" or "url")."""
     return [name for name, (_, cfg) in DATASETS.items() if getattr(cfg.source, kind) is not None]
 
 
@@ -76,14 +76,28 @@ def dataset_config(wildcards):
     return DATASETS[wildcards.dataset][0]
 
 
+def train_gpus(wildcards):
+    """GPUs a dataset's training asks for (its train.ngpu); Snakemake's --resources gpu=N caps it."""
+    return DATASETS[wildcards.dataset][1].train.ngpu
+
+
 def dataset_source(wildcards):
     return DATASETS[wildcards.dataset][1].source
 
 
 def source_settings(wildcards):
     """The dataset YAML's source section as canonical JSON: a params value, so that editing that
-    section reruns the data stage and editing another (train:, model:) does not."""
-    return json.dumps(to_dict(dataset_source(wildcards)), sort_keys=True)
+    section reruns the data stage and editing another (train:, model:) does not. Without the
+    checksum: pinning the one a download printed changes no data, so it must not retrain."""
+    settings = to_dict(dataset_source(wildcards))
+    del settings["sha256"]
+    return json.dumps(settings, sort_keys=True)
+
+
+def training_settings(wildcards):
+    """The dataset YAML's model and train sections as canonical JSON: a params value of the train rule."""
+    cfg = to_dict(DATASETS[wildcards.dataset][1])
+    return json.dumps({"model": cfg["model"], "train": cfg["train"]}, sort_keys=True)
 
 
 def synth_asset(wildcards):
@@ -92,21 +106,48 @@ def synth_asset(wildcards):
     return [asset] if asset else []
 
 
+def database_root(dataset):
+    """Folder that holds the database/ of a path or url dataset: the path, or where the download unpacks."""
+    source = DATASETS[dataset][1].source
+    return source.path if source.url is None else f"data/{dataset}/download"
+
+
 def source_path(wildcards):
-    """Root of an existing processed database, relative to the working directory."""
-    return dataset_source(wildcards).path
+    """Root of an existing or downloaded processed database, relative to the working directory."""
+    return database_root(wildcards.dataset)
+
+
+def downloaded_database(wildcards):
+    """The unpacked download that a url dataset links (nothing for a path dataset: it is used in place)."""
+    return [database_root(wildcards.dataset)] if dataset_source(wildcards).url is not None else []
+
+
+def source_url(wildcards):
+    """A url dataset's address: a params value, so that editing it downloads again (and editing the
+    checksum, collection or train_res does not)."""
+    return dataset_source(wildcards).url
 
 
 def source_collection(wildcards):
     return dataset_source(wildcards).collection or wildcards.dataset
 
 
-def code_version():
-    """A params value that reruns jobs when lab4d_core's version changes.
+def link_options(wildcards):
+    """`lab4d link` flags from the source: --train-res when given (else the resolution on disk)."""
+    train_res = dataset_source(wildcards).train_res
+    return f"--train-res {train_res}" if train_res is not None else ""
 
-    Snakemake's code trigger sees only rule bodies, not the package they call.
+
+def code_version(command):
+    """A params value that reruns a rule's jobs when the lab4d_core code that `lab4d <command>` runs changes.
+
+    Snakemake's code trigger sees only the rule's own text, not the package it calls. The fingerprint
+    (lab4d_core/tools/fingerprint.py) covers exactly the modules the command imports, so an edit to the
+    renderer reruns renders and not training, and an edit to a comment or docstring reruns nothing. A rule
+    passes the subcommand its shell runs, e.g. `code=code_version("download")` for `lab4d download ...`;
+    `python -m lab4d_core.tools.fingerprint <command>` lists what that covers.
     """
-    return lab4d_core.__version__
+    return fingerprint(command)
 
 
 def viewer_bundle():
@@ -141,14 +182,14 @@ def dataset_results(dataset):
 def reanimation_video(dataset):
     """results/{dataset}/reanimate/0-to-<last video>.mp4 for a skeleton model with one body per video
     (single_inst: false), else None. The videos are counted from the synthetic config, or from the
-    database config of a path source once it exists."""
+    database config of a path or url source once it exists (a url source's once it is downloaded)."""
     cfg = DATASETS[dataset][1]
     if cfg.model.single_inst or "skel-" not in cfg.model.fg_motion:
         return None
     if cfg.source.synthetic is not None:
         count = cfg.source.synthetic.num_videos
     else:
-        database = Path(cfg.source.path) / "database" / "configs" / f"{cfg.source.collection or dataset}.config"
+        database = Path(database_root(dataset)) / "database" / "configs" / f"{cfg.source.collection or dataset}.config"
         count = database.read_text().count("[data_") if database.exists() else 0
     return f"results/{dataset}/reanimate/0-to-{count - 1}.mp4" if count > 1 else None
 

@@ -11,7 +11,7 @@ rule synthesize:
     params:
         config=dataset_config,
         source=source_settings,
-        code=code_version(),
+        code=code_version("synth"),
     log:
         "logs/synthesize/{dataset}.log",
     benchmark:
@@ -27,23 +27,47 @@ rule synthesize:
         "lab4d synth --config {params.config} --out data/{wildcards.dataset} > {log} 2>&1"
 
 
-# An existing processed database is validated in place; nothing is copied.
+# A url source's zip is downloaded (resuming an interrupted transfer), checked and unpacked. Only the
+# url is a params value, and no code version: pinning the printed checksum or a new lab4d_core must not
+# download gigabytes again (`lab4d download` reads the checksum from the YAML). A local rule: a
+# cluster's compute nodes may have no internet access.
+rule download:
+    output:
+        directory("data/{dataset}/download"),
+    params:
+        config=dataset_config,
+        url=source_url,
+    log:
+        "logs/download/{dataset}.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("url")),
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "lab4d download --config {params.config} --out {output} > {log} 2>&1"
+
+
+# An existing processed database (or a url source's download) is validated in place; nothing is copied.
 rule link_database:
+    input:
+        downloaded_database,
     output:
         "data/{dataset}/manifest.json",
     params:
         source=source_settings,
         root=source_path,
         collection=source_collection,
-        code=code_version(),
+        options=link_options,
+        code=code_version("link"),
     log:
         "logs/link_database/{dataset}.log",
     wildcard_constraints:
-        dataset=alternation(datasets_with_source("path")),
+        dataset=alternation(datasets_with_source("path") + datasets_with_source("url")),
     conda:
         "../../environment.yml"
     shell:
-        "lab4d link --root {params.root:q} --collection {params.collection} --out {output} > {log} 2>&1"
+        "lab4d link --root {params.root:q} --collection {params.collection} --out {output} {params.options} > {log} 2>&1"
 
 
 rule preview:
@@ -56,7 +80,7 @@ rule preview:
             category="Data",
         ),
     params:
-        code=code_version(),
+        code=code_version("preview"),
     log:
         "logs/preview/{dataset}.log",
     conda:

@@ -14,7 +14,7 @@ rule evaluate:
     output:
         "results/{dataset}/eval/metrics.json",
     params:
-        code=code_version(),
+        code=code_version("evaluate"),
         meshes=lambda wildcards, input: Path(input.export).parent / "meshes",
         gt="data/{dataset}/GroundTruth/{dataset}-0000",
         gt_root="data/{dataset}/GroundTruth",
@@ -42,13 +42,13 @@ rule evaluate_without_ground_truth:
     output:
         "results/{dataset}/eval/metrics.json",
     params:
-        code=code_version(),
+        code=code_version("evaluate"),
     log:
         "logs/evaluate/{dataset}.log",
     benchmark:
         "logs/benchmarks/evaluate/{dataset}.tsv"
     wildcard_constraints:
-        dataset=alternation(datasets_with_source("path")),
+        dataset=alternation(datasets_with_source("path") + datasets_with_source("url")),
     threads: 2
     resources:
         mem_mb=8000,

@@ -11,7 +11,7 @@ rule export:
         glb="results/{dataset}/export/{inst}/animated.glb",
         motion="results/{dataset}/export/{inst}/motion.json",
     params:
-        code=code_version(),
+        code=code_version("export"),
     log:
         "logs/export/{dataset}-{inst}.log",
     benchmark:

@@ -16,7 +16,7 @@ rule reanimate:
         glb="results/{dataset}/reanimate/{motion}-to-{inst}/animated.glb",
     params:
         folder=lambda wildcards, output: Path(output.glb).parent,
-        code=code_version(),
+        code=code_version("reanimate"),
     log:
         "logs/reanimate/{dataset}-{motion}-to-{inst}.log",
     benchmark:

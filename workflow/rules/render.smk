@@ -12,7 +12,7 @@ rule render_reference:
             category="Renders",
         ),
     params:
-        code=code_version(),
+        code=code_version("render"),
     log:
         "logs/render_reference/{dataset}-{inst}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule render_turntable:
             category="Renders",
         ),
     params:
-        code=code_version(),
+        code=code_version("render"),
     log:
         "logs/render_turntable/{dataset}.log",
     benchmark:

@@ -13,7 +13,7 @@ rule training_curves:
         ),
     params:
         logdir=lambda wildcards, input: Path(input[0]).parent / "tensorboard",
-        code=code_version(),
+        code=code_version("curves"),
     log:
         "logs/training_curves/{dataset}.log",
     conda:
@@ -32,7 +32,7 @@ rule report:
         # Installing the viewer later reruns the page (which linked the glb without it).
         viewer=viewer_bundle(),
         reanimation=lambda wildcards, input: f"--video {input.reanimation}" if "reanimation" in input.keys() else "",
-        code=code_version(),
+        code=code_version("report"),
     log:
         "logs/report/{dataset}.log",
     conda:
