@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lab4d_core.data.database import FLOW_DELTAS, Database, Video
+from lab4d_core.data.database import FEATURE_SHAPE, FLOW_DELTAS, Database, Video
 from lab4d_core.geometry.cameras import crop_intrinsics
 
 # Domain tags of the per-step seeds, so the pair draw and the pixel draws of a
@@ -124,6 +124,22 @@ def _gather(array: np.ndarray, rows: np.ndarray, flat: np.ndarray) -> np.ndarray
     return np.asarray(array[rows[:, None], flat // res, flat % res], dtype=np.float32)
 
 
+def _bilinear(maps: np.ndarray, rows: np.ndarray, flat: np.ndarray, res: int) -> np.ndarray:
+    """Feature maps (F, S, S, C) at the (P, K) flat pixels ``flat`` of a res x res array, bilinearly (lab4d samples
+    its 112 x 112 features so), pixel centres aligned; reads only the four neighbours of each pixel."""
+    size = maps.shape[1]
+    x = ((flat % res) + 0.5) * size / res - 0.5
+    y = ((flat // res) + 0.5) * size / res - 0.5
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    out = 0.0
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            yy, xx = np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)
+            out = out + wy * wx * np.asarray(maps[rows[:, None], yy, xx], dtype=np.float32)
+    return out
+
+
 class PairSampler:
     """Global, deterministic batches of ``pairs_per_step`` frame pairs, sharded by rank.
 
@@ -143,6 +159,7 @@ class PairSampler:
         rank: int = 0,
         seed: int = 0,
         fg_fraction: float = 0.0,
+        feature_type: str | None = "dinov2",
     ) -> None:
         if prefix not in database.prefixes:
             raise ValueError(f"prefix {prefix!r} was not opened; the database has {database.prefixes}")
@@ -176,6 +193,9 @@ class PairSampler:
         if not len(self.pairs):
             raise ValueError(f"dataset {database.collection!r} has no frame pairs: every video has one frame")
         self.has_depth = all(v.has("depth", prefix) for v in database.videos)
+        # As depth: all or nothing, so no step mixes frames with and without the loss's target.
+        kind = f"features-{feature_type}"
+        self.feature_kind = kind if feature_type and all(v.has(kind, prefix) for v in database.videos) else None
         # (F, 4) array cameras of every frame: crop2raw is tiny, read once.
         self.intrinsics = np.concatenate([_array_intrinsics(v, prefix) for v in database.videos]).astype(np.float32)
 
@@ -224,6 +244,7 @@ class PairSampler:
         rgb = np.empty((num, k, 3), np.float32)
         flow = np.empty((num, k, 3), np.float32)
         depth = np.empty((num, k), np.float32)
+        feature = np.empty((num, k, FEATURE_SHAPE[-1]), np.float32)
         is_detected = np.empty(num, bool)
         for v in np.unique(video):
             clip, sel = self.database.videos[v], video == v
@@ -231,6 +252,9 @@ class PairSampler:
             is_detected[sel] = clip.array("is_detected", self.prefix)[kept[sel]]
             if self.has_depth:
                 depth[sel] = _gather(clip.array("depth", self.prefix), kept[sel], flat[sel])
+            if self.feature_kind:
+                maps = clip.array(self.feature_kind, self.prefix)
+                feature[sel] = _bilinear(maps, kept[sel], flat[sel], self.database.resolution)
             for gap in np.unique(delta[sel]):
                 for is_bw, direction in ((False, "fw"), (True, "bw")):
                     group = sel & (delta == gap) & (backward == is_bw)
@@ -255,6 +279,8 @@ class PairSampler:
         }
         if self.has_depth:
             out["depth"] = torch.from_numpy(depth)
+        if self.feature_kind:
+            out["feature"] = torch.from_numpy(feature)
         return out
 
     def _sample(

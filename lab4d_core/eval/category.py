@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
@@ -29,6 +28,7 @@ from lab4d_core.export.motion import posed_vertices, skeleton_of
 from lab4d_core.export.reanimate import plan_reanimation
 from lab4d_core.geometry.skeletons import limb_joints
 from lab4d_core.model.dynamic import Camera, DynamicModel
+from lab4d_core.utils.progress import progress
 
 
 def _fscores(result: dict) -> dict:
@@ -47,7 +47,7 @@ def evaluate_video_meshes(
 ) -> dict:
     """F-scores of every video's posed meshes (every ``stride``-th frame) against its ground truth."""
     per_video, meshes = {}, {}
-    for v, video in enumerate(tqdm(database.videos, desc="evaluate meshes", unit="video", leave=False)):
+    for v, video in enumerate(progress(database.videos, desc="evaluate meshes", unit="video", leave=False)):
         frames = video_frame_ids(database, v, model.bound.device)
         inst = int(model.instance(frames[:1])[0])
         if inst not in meshes:
@@ -95,7 +95,9 @@ def evaluate_reanimation(
     nearest_y = np.clip(np.rint(grid_y), 0, height - 1).astype(int)
     raw = model.intrinsics.raw()[motion_id : motion_id + 1]
     ious = []
-    for t, frame in enumerate(tqdm(plan.frames, desc=f"evaluate {motion_id}-to-{inst_id}", unit="frame", leave=False)):
+    for t, frame in enumerate(
+        progress(plan.frames, desc=f"evaluate {motion_id}-to-{inst_id}", unit="frame", leave=False)
+    ):
         rotation, translation = model.root(frame.reshape(1))
         out = model.render_pixels(
             int(frame), xy, num_samples, camera=Camera(rotation, translation, raw), inst=plan.inst

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lab4d_core.data.database import Database
 from lab4d_core.eval.metrics import mask_iou, masked_psnr
 from lab4d_core.model.dynamic import DynamicModel
 from lab4d_core.model.render import pixel_grid
+from lab4d_core.utils.progress import progress
 
 
 def evaluate_training_views(
@@ -41,7 +41,7 @@ def evaluate_training_views(
             frames = np.unique(np.linspace(0, video.num_frames - 1, frames_per_video).round().astype(int))
         masks, rgbs = video.array("mask", prefix), video.array("rgb", prefix)
         ious, psnrs = [], []
-        for f in tqdm(frames, desc=f"evaluate {video.seqname}", unit="frame", leave=False):
+        for f in progress(frames, desc=f"evaluate {video.seqname}", unit="frame", leave=False):
             out = model.render_pixels(int(offsets[v] + f), xy, num_samples, num_importance)
             gt_mask = np.asarray(masks[f, nearest[:, 1], nearest[:, 0], 0]).reshape(res, res)
             gt_rgb = np.asarray(rgbs[f, nearest[:, 1], nearest[:, 0]], dtype=np.float64).reshape(res, res, 3)

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
-from tqdm import tqdm
 
 from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
@@ -25,6 +24,7 @@ from lab4d_core.export.gltf import pose_glb, scene_to_camera, write_glb
 from lab4d_core.export.mesh import extract_canonical_mesh
 from lab4d_core.export.motion import Motion, posed_vertices, video_motion
 from lab4d_core.model.dynamic import DynamicModel
+from lab4d_core.utils.progress import progress
 
 
 @dataclass
@@ -72,7 +72,7 @@ def export_motion(
     rest = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=(mesh.colors * 255).astype(np.uint8), process=False)
     rest.export(partial / "mesh-rest.obj")
     posed = posed_vertices(model, mesh.vertices, frames, inst)
-    for k, vertices in enumerate(tqdm(posed, desc=f"export {label}", unit="mesh", leave=False)):
+    for k, vertices in enumerate(progress(posed, desc=f"export {label}", unit="mesh", leave=False)):
         trimesh.Trimesh(vertices, mesh.faces, process=False).export(partial / "meshes" / f"{k:05d}.obj")
 
     motion = video_motion(model, frames, frame_ids, inst)

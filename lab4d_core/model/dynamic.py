@@ -10,6 +10,7 @@ partner frame and projecting it with that frame's camera.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -67,6 +68,10 @@ class DynamicModel(nn.Module):
         self.register_buffer("proxy_hi", reach.clone())
         grid = (info.num_frames, cfg.occupancy_res, cfg.occupancy_res, cfg.occupancy_res)
         self.register_buffer("occupancy_grid", torch.ones(grid, dtype=torch.bool))
+        # Canonical surface points per instance that pixel features are matched to (refit with the proxies);
+        # not saved: only training matches, and it refits them first.
+        self.register_buffer("feature_anchors", torch.zeros(self.num_inst, FEATURE_ANCHORS, 3), persistent=False)
+        self.log_feature_temperature = nn.Parameter(torch.tensor(math.log(INIT_FEATURE_TEMPERATURE)))
         self.field = NeuralSDF(
             num_inst=self.num_inst,
             num_frames=info.num_frames,
@@ -343,7 +348,9 @@ class DynamicModel(nn.Module):
         """
         instance_of_frame = self.instance(torch.arange(len(self.proxy_lo), device=self.bound.device))
         for inst in range(self.num_inst):
-            surface = self._surface_cells(inst, resolution)
+            grid, sdf, cell = self._canonical_grid(inst, resolution)
+            self._fit_feature_anchors(inst, grid, sdf, cell)
+            surface = self._surface_cells(inst, resolution, (grid, sdf, cell))
             if surface is None:
                 continue
             frames = (instance_of_frame == inst).nonzero().squeeze(1)
@@ -360,19 +367,51 @@ class DynamicModel(nn.Module):
         surface = self._surface_cells(inst, resolution)
         return None if surface is None else self._posed_cells_box(*surface, frame, inst)
 
-    def _surface_cells(self, inst: int, resolution: int) -> tuple[Tensor, float] | None:
-        """Centres of the canonical cells (at most :data:`PROXY_POINTS`) within a cell of instance ``inst``'s
-        surface or inside it, and the cell size; None when there are none."""
+    def _canonical_grid(self, inst: int, resolution: int) -> tuple[Tensor, Tensor, float]:
+        """Centres (R^3, 3) of a grid of cells over the field's bound, instance ``inst``'s SDF there, and the cell size."""
         bound = float(self.field.scale)
         cell = 2.0 * bound / resolution
         axis = (torch.arange(resolution, device=self.bound.device, dtype=torch.float32) + 0.5) * cell - bound
         grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
         code = torch.tensor(inst, device=grid.device)
-        sdf = torch.cat([self.field.sdf(part, code) for part in grid.split(65536)])
-        points = grid[sdf < cell]
+        return grid, torch.cat([self.field.sdf(part, code) for part in grid.split(65536)]), cell
+
+    def _surface_cells(
+        self, inst: int, resolution: int, grid: tuple[Tensor, Tensor, float] | None = None
+    ) -> tuple[Tensor, float] | None:
+        """Centres of the canonical cells (at most :data:`PROXY_POINTS`) within a cell of instance ``inst``'s
+        surface or inside it, and the cell size; None when there are none. ``grid``: a :meth:`_canonical_grid`
+        already computed at ``resolution``."""
+        centres, sdf, cell = self._canonical_grid(inst, resolution) if grid is None else grid
+        points = centres[sdf < cell]
         if len(points) == 0:
             return None
         return points[:: max(1, len(points) // PROXY_POINTS)], cell
+
+    def _fit_feature_anchors(self, inst: int, centres: Tensor, sdf: Tensor, cell: float) -> None:
+        """Spread :data:`FEATURE_ANCHORS` points over instance ``inst``'s surface: the centres of the cells it
+        crosses, moved onto it by one Newton step along the SDF's gradient. Kept as they were when there are none."""
+        near = centres[sdf.abs() < cell]
+        if len(near) == 0:
+            return
+        near = near[torch.linspace(0, len(near) - 1, FEATURE_ANCHORS, device=near.device).round().long()]
+        code = torch.full(near.shape[:1], inst, device=near.device)
+        distance, gradient = self.field.gradient(near, code)
+        normal = torch.nn.functional.normalize(gradient, dim=-1)
+        self.feature_anchors[inst] = near - distance[:, None] * normal
+
+    def match_features(self, features: Tensor, inst: Tensor) -> Tensor:
+        """(N, K, 3) canonical points that pixel features (N, K, C) of frames of instances ``inst`` (N,) match:
+        the soft-argmax over the instance's surface anchors of the similarity of their canonical features (lab4d's
+        feature matching), so the match moves smoothly with the features and carries their gradients."""
+        out = features.new_zeros(*features.shape[:2], 3)
+        for code in inst.unique():
+            frames = inst == code
+            anchors = self.feature_anchors[code]
+            anchor_features = self.field.feature(anchors, code)
+            scores = features[frames] @ anchor_features.T / self.log_feature_temperature.exp()
+            out[frames] = torch.softmax(scores, dim=-1) @ anchors
+        return out
 
     def _posed_cells_box(self, points: Tensor, cell: float, frame: Tensor, inst: int) -> tuple[Tensor, Tensor]:
         warped = self.deform.warp_to_frame(points.expand(len(frame), -1, -1), frame, torch.full_like(frame, inst))
@@ -407,12 +446,26 @@ class DynamicModel(nn.Module):
         return (sdf[..., :3] - sdf[..., 3:]) / (2 * eps), valid
 
 
+FEATURE_ANCHORS = 1024
+"""Canonical surface points per instance that pixel features are matched to (lab4d matches over 1024 too)."""
+INIT_FEATURE_TEMPERATURE = 0.05
+"""Softmax temperature of feature matching over cosine similarities, learned from there (lab4d's logsigma)."""
 PROXY_POINTS = 4096
 """At most this many canonical points are warped to each frame to fit its proxy box."""
 PROXY_MARGIN = 0.15
 """Proxy boxes reach this far (relative to the object's radius) beyond the current shape."""
 
-_EXPLICIT_NAMES = {"log_beta", "log_scale", "centre", "orientation", "light", "log_size", "shift", "log_gauss"}
+_EXPLICIT_NAMES = {
+    "log_feature_temperature",
+    "log_beta",
+    "log_scale",
+    "centre",
+    "orientation",
+    "light",
+    "log_size",
+    "shift",
+    "log_gauss",
+}
 """Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales,
 the videos' lights, and a skeleton's size, placement and part extents."""
 

@@ -32,6 +32,7 @@ ENCODING_DEFAULTS: dict[str, dict] = {
 OUTSIDE_SDF = 1e3
 """SDF of canonical points outside the bound: far enough that their density is exactly 0."""
 MIN_BETA = 1e-4
+FEATURE_HEAD_SEED = 16
 
 
 class NeuralSDF(nn.Module):
@@ -57,6 +58,7 @@ class NeuralSDF(nn.Module):
         inst_dim: int = 32,
         appr_dim: int = 32,
         feat_dim: int = 15,
+        feature_dim: int = 16,
         bound: float = 1.0,
         init_beta: float = 0.1,
         init_radius: float | None = None,
@@ -96,6 +98,11 @@ class NeuralSDF(nn.Module):
         self.register_buffer("beta_factor", torch.tensor(1.0))
         if init_steps > 0:
             self.init_sphere(0.25 * bound if init_radius is None else init_radius, init_steps)
+        # lab4d's feature head, built last from its own seed: without features a run draws the same numbers
+        # as it did before the head existed, and trains exactly as then.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(FEATURE_HEAD_SEED)
+            self.feature_head = MLP(feat_dim + self.encoding.out_dim, feature_dim, color_hidden, color_depth)
 
     @property
     def alpha(self) -> float:
@@ -145,6 +152,13 @@ class NeuralSDF(nn.Module):
         appearance = torch.cat([feature, encoded], dim=-1)
         rgb = torch.sigmoid(self.color(appearance, self._code(self.appr_codes, frame)))
         return {"sdf": sdf, "rgb": rgb}
+
+    def feature(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., feature_dim) unit-length canonical features of points (..., 3): what a pixel seeing the point
+        should carry in the dataset's features (DINOv2's, or the synthetic stand-in)."""
+        _, geometry, encoded = self._geometry(x, inst)
+        feature = self.feature_head(torch.cat([geometry, encoded], dim=-1))
+        return torch.nn.functional.normalize(feature, dim=-1)
 
     def gradient(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """SDF (...,) and its spatial gradient (..., 3).

@@ -13,13 +13,13 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
 from lab4d_core.model.dynamic import Camera, DynamicModel
 from lab4d_core.model.render import pixel_directions
 from lab4d_core.render.views import Viewpoint, view_cameras
+from lab4d_core.utils.progress import progress
 
 PANELS = ("rgb", "mask", "depth", "normal", "xyz")
 FPS = 10
@@ -110,7 +110,7 @@ def write_video(path: Path, images: Iterator[np.ndarray], total: int, fps: int =
     count = 0
     writer = imageio.get_writer(partial, fps=fps, codec="libx264", quality=8, macro_block_size=1, pixelformat="yuv420p")
     try:
-        for image in tqdm(images, total=total, desc=f"render {path.name}", unit="frame"):
+        for image in progress(images, total=total, desc=f"render {path.name}", unit="frame"):
             writer.append_data(image)
             count += 1
     finally:

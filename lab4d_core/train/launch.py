@@ -38,7 +38,14 @@ class TrainRequest:
         if self.ngpu > 0 and not has_accelerator():
             warnings.warn(f"--ngpu {self.ngpu} but no CUDA device is visible: training on the CPU", stacklevel=2)
             return max(self.nproc, 1)
-        return max(self.ngpu, self.nproc, 1)
+        if self.ngpu > 0:
+            visible = torch.cuda.device_count()
+            if self.ngpu > visible:
+                warnings.warn(
+                    f"--ngpu {self.ngpu} but {visible} CUDA device(s) are visible: using {visible}", stacklevel=2
+                )
+            return min(self.ngpu, visible)
+        return max(self.nproc, 1)
 
     def argv(self) -> list[str]:
         args = ["--config", str(self.config), "--data", str(self.data), "--out", str(self.out), "--device", self.device]

@@ -38,7 +38,16 @@ def depth_loss(depth: Tensor, target: Tensor, weight: Tensor) -> Tensor:
 
 def flow_loss(flow: Tensor, target: Tensor, weight: Tensor, train_res: int) -> Tensor:
     """End-point error in units of the array size (lab4d divides pixel losses by train_res)."""
-    return global_mean((flow - target).norm(dim=-1) / train_res, weight)
+    return reprojection_loss(flow - target, weight, train_res)
+
+
+def reprojection_loss(residual: Tensor, weight: Tensor, train_res: int) -> Tensor:
+    """Length of pixel residuals (..., 2) in units of the array size."""
+    return global_mean(residual.norm(dim=-1) / train_res, weight)
+
+
+def feature_loss(feature: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    return global_mean(((feature - target) ** 2).sum(-1), weight)
 
 
 def eikonal_loss(gradient: Tensor, valid: Tensor) -> Tensor:

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from lab4d_core.config import DatasetConfig, to_dict
 from lab4d_core.data.manifest import Manifest
@@ -37,6 +36,7 @@ from lab4d_core.train.checkpoint import load_checkpoint, rng_state, save_checkpo
 from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process
 from lab4d_core.train.schedules import linear, log_linear
 from lab4d_core.utils.io import atomic_write_text
+from lab4d_core.utils.progress import progress
 
 EIKONAL_RAY_FRACTION = 1 / 16
 """Share of rays whose samples get the eikonal term (lab4d: 1/16)."""
@@ -66,6 +66,8 @@ class Trainer:
         if cfg.train.train_res is None:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, train_res=manifest.train_res))
         self.cfg, self.out_dir, self.device, self.rank, self.world = cfg, Path(out_dir), device, rank, world
+        # lab4d's rule: every rank adds imgs_per_gpu pairs to the step's batch.
+        self.pairs_per_step = cfg.train.imgs_per_gpu * world
         # Transmittance and densities far behind surfaces underflow to denormal floats, which make
         # CPU matrix products ~100x slower in the backward pass; flushing them to zero is harmless.
         torch.set_flush_denormal(True)
@@ -81,12 +83,13 @@ class Trainer:
         self.sampler = PairSampler(
             self.database,
             prefix=train.data_prefix,
-            pairs_per_step=train.imgs_per_gpu,
+            pairs_per_step=self.pairs_per_step,
             pixels_per_image=train.pixels_per_image,
             world_size=world,
             rank=rank,
             seed=train.seed,
             fg_fraction=train.fg_fraction,
+            feature_type=train.feature_type if train.feature_wt > 0 or train.feat_reproj_wt > 0 else None,
         )
         lr = train.learning_rate
         explicit_lr = 10 * lr if train.explicit_lr is None else train.explicit_lr
@@ -120,6 +123,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
             "config": to_dict(self.cfg),
+            # So that renders, exports and evaluations find the data without being told.
+            "dataset": {"root": str(Path(self.database.root).resolve()), "collection": self.database.collection},
             "run": self.run_id,
         }
 
@@ -182,7 +187,8 @@ class Trainer:
             occupancy=model.training_occupancy(batch["frame"]),
             inst=frame_inst,
         )
-        valid = batch["vis2d"]
+        # Frames where the object was lost (lab4d's is_detected, mask -1) teach nothing, as in lab4d.
+        valid = batch["vis2d"] & batch["is_detected"][:, None]
         mask = batch["mask"] & valid
         # Over a random background colour, a see-through surface is wrong whatever the colour behind
         # it; over black (or any fixed colour) the field could fake dark texture with transparency.
@@ -196,6 +202,8 @@ class Trainer:
         terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow, train.train_res)
         if "depth" in batch and train.depth_wt > 0:
             terms["depth"] = L.depth_loss(out["depth"], batch["depth"], mask & out["hit"])
+        if "feature" in batch:
+            terms.update(self._feature_terms(batch, out["canonical"], frame_inst, mask & out["hit"]))
         # Regularizers on the samples of the first pixels of every frame: the same points whatever
         # the world size, since each frame lives wholly on one rank.
         pixels = batch["xy"].shape[1]
@@ -224,6 +232,25 @@ class Trainer:
             terms["reg_root_flow"] = model.root.pair_disagreement() / self.world
         return terms, out["samples"].shape[0] * out["samples"].shape[1]
 
+    def _feature_terms(
+        self, batch: dict[str, torch.Tensor], canonical: torch.Tensor, inst: torch.Tensor, seen: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """lab4d's feature terms at the object pixels ``seen`` (N, K) that carry a feature: the canonical feature
+        field at each pixel's surface point against its feature, and the pixel's feature matched to the canonical
+        surface and projected back into its frame, against the pixel."""
+        train, terms = self.cfg.train, {}
+        target = batch["feature"]
+        # Bilinear samples straddling the silhouette are short vectors between an object feature and zero.
+        weight = seen & (target.norm(dim=-1) > 0.5)
+        target = torch.nn.functional.normalize(target, dim=-1)
+        if train.feature_wt > 0:
+            terms["feature"] = L.feature_loss(self.model.field.feature(canonical, inst[:, None]), target, weight)
+        if train.feat_reproj_wt > 0:
+            matched = self.model.match_features(target, inst)
+            residual = self.model.predict_flow(matched, batch["xy"], batch["frame"], inst)
+            terms["feat_reproj"] = L.reprojection_loss(residual, weight, train.train_res)
+        return terms
+
     def _instances(self, frames: torch.Tensor, progress: float) -> torch.Tensor:
         """Instance of each of this rank's frames (N,): its own, or with lab4d's code swapping (``inst_swap_prob``)
         another video's, drawn for the global batch so any world size swaps alike."""
@@ -233,7 +260,7 @@ class Trainer:
         if count == 1 or probability == 0:
             return own
         generator = torch.Generator().manual_seed(train.seed * 1_000_003 + self.step + 7)
-        total = 2 * train.imgs_per_gpu
+        total = 2 * self.pairs_per_step
         shard = slice(self.rank * total // self.world, (self.rank + 1) * total // self.world)
         swap = (torch.rand(total, generator=generator) < probability)[shard].to(own.device)
         other = torch.randint(count, (total,), generator=generator)[shard].to(own.device)
@@ -243,7 +270,7 @@ class Trainer:
         """Sampling noise of this rank's rays, cut from draws for the global batch (same for any world size)."""
         train = self.cfg.train
         generator = torch.Generator().manual_seed(train.seed * 1_000_003 + self.step)
-        frames = 2 * train.imgs_per_gpu
+        frames = 2 * self.pairs_per_step
         shard = slice(self.rank * frames // self.world, (self.rank + 1) * frames // self.world)
         return {
             name: torch.rand((frames, pixels, count), generator=generator)[shard].to(self.device)
@@ -269,6 +296,8 @@ class Trainer:
             "rgb": train.rgb_wt,
             "flow": train.flow_wt,
             "depth": train.depth_wt,
+            "feature": train.feature_wt,
+            "feat_reproj": train.feat_reproj_wt,
             "reg_eikonal": train.reg_eikonal_wt * log_linear(progress, 1.0, 100.0),
             "reg_deform_cyc": train.reg_deform_cyc_wt,
             "reg_delta_skin": train.reg_delta_skin_wt,
@@ -305,6 +334,16 @@ class Trainer:
         values = global_sum(torch.stack(local)).tolist()
         return StepRecord(self.step, values[0], dict(zip(terms, values[1:-1])), int(values[-1]))
 
+    def batch_summary(self) -> str:
+        """The effective batch, counted as lab4d's docs count it (ranks x imgs_per_gpu x pixels_per_image)."""
+        train = self.cfg.train
+        items = self.world * train.imgs_per_gpu * train.pixels_per_image
+        ranks = f"{self.world} {self.device.type} rank{'s' if self.world > 1 else ''}"
+        return (
+            f"batch: {ranks} x imgs_per_gpu {train.imgs_per_gpu} x pixels_per_image {train.pixels_per_image} = "
+            f"{items} (lab4d's count; each item is a frame pair, so {2 * items} rays per step)"
+        )
+
     # -- loop -------------------------------------------------------------------------------------------
     def train(self, until: int | None = None) -> list[StepRecord]:
         """Train to the end (or to step ``until``, checkpointing there); returns this call's step records."""
@@ -312,10 +351,11 @@ class Trainer:
         if is_main_process():
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+            print(self.batch_summary(), flush=True)
         writer = _summary_writer(self.out_dir) if is_main_process() else None
         records: list[StepRecord] = []
         started = time.perf_counter()
-        bar = tqdm(
+        bar = progress(
             total=end, initial=self.step, desc="train", unit="step", disable=not is_main_process(), dynamic_ncols=True
         )
         while self.step < end:

@@ -137,3 +137,24 @@ def test_the_up_axis_comes_from_the_cameras_and_follows_the_learned_ones(scene, 
     save_checkpoint(tmp_path / "new.pth", {"config": to_dict(cfg), "model": {**state, "up_axis": -expected}})
     loaded, _, _ = load_model(tmp_path / "new.pth", scene[2], torch.device("cpu"))
     assert torch.equal(loaded.up_axis, -expected)
+
+
+def test_feature_anchors_cover_the_surface_and_a_pixel_feature_matches_its_anchor(scene, monkeypatch):
+    model = _model(scene, "rigid")
+    model.update_proxy(resolution=32)
+    anchors = model.feature_anchors[0]
+    radius = 0.6 * scene[0].object_radius  # the initial sphere
+    assert (anchors.norm(dim=-1) - radius).abs().max() < 0.05 * radius
+    # Spread over the sphere, not bunched: every octant holds a share.
+    octants = (anchors > 0).long() @ torch.tensor([1, 2, 4])
+    assert torch.bincount(octants, minlength=8).min() > 0.05 * len(anchors)
+    # A canonical feature that tells every surface point apart: its direction from the centre.
+    monkeypatch.setattr(model.field, "feature", lambda x, inst: torch.nn.functional.normalize(x, dim=-1))
+    with torch.no_grad():
+        wanted = torch.tensor([3, 300, 700])
+        features = model.field.feature(anchors[wanted], torch.tensor(0))[None]
+        model.log_feature_temperature.fill_(math.log(1e-4))
+        matched = model.match_features(features, torch.tensor([0]))[0]
+        assert torch.allclose(matched, anchors[wanted], atol=1e-3 * radius)
+        model.log_feature_temperature.fill_(math.log(10.0))  # a hot softmax averages towards the centre
+        assert model.match_features(features, torch.tensor([0]))[0].norm(dim=-1).max() < 0.3 * radius

@@ -58,6 +58,18 @@ def test_ten_steps_on_one_batch_lower_its_loss(tiny_quad, tmp_path, motion, monk
     assert silhouette_error() < 0.7 * before
 
 
+def test_features_train_the_feature_field_and_their_weights_switch_them_off(tiny_quad, tmp_path):
+    trainer = _trainer(tiny_quad, tmp_path / "on", "bob", num_rounds=1, iters_per_round=10)
+    batch = trainer.sampler.batch(0)
+    trainer.sampler.batch = lambda step: batch
+    records = trainer.train()
+    assert records[-1].terms["feature"] < 0.7 * records[0].terms["feature"]
+    assert 0 < records[-1].terms["feat_reproj"] < 0.2  # under a fifth of the array's size
+    off = _trainer(tiny_quad, tmp_path / "off", "bob", feature_wt=0, feat_reproj_wt=0)
+    assert "feature" not in off.sampler.batch(0)
+    assert not {"feature", "feat_reproj"} & set(off.train(until=1)[0].terms)
+
+
 def test_an_interrupted_run_resumes_to_the_same_losses(tiny_quad, tmp_path):
     uninterrupted = _trainer(tiny_quad, tmp_path / "a").train()
     first = _trainer(tiny_quad, tmp_path / "b").train(until=3)
@@ -73,7 +85,8 @@ def test_an_interrupted_run_resumes_to_the_same_losses(tiny_quad, tmp_path):
 def _rank(rank: int, world: int, root: str, out: str, rendezvous: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     try:
-        trainer = _trainer(Path(root), Path(out), "bob", rank, world)
+        # Every rank adds imgs_per_gpu pairs: two ranks of half the single rank's equal it.
+        trainer = _trainer(Path(root), Path(out), "bob", rank, world, imgs_per_gpu=TINY_TRAIN["imgs_per_gpu"] // world)
         trainer.train(until=3)
     finally:
         dist.destroy_process_group()
@@ -129,6 +142,23 @@ def test_evaluate_checkpoint_scores_every_training_frame(tiny_quad, tmp_path):
     per_video = [v["mask_iou"] for v in views["videos"].values()]
     assert views["mask_iou"] == pytest.approx(sum(per_video) / 2)
     assert 0.0 <= views["mask_iou"] <= 1.0 and views["resolution"] == 16
+
+
+def test_a_checkpoint_finds_its_dataset_without_being_told(tiny_quad, tmp_path, capsys):
+    _trainer(tiny_quad, tmp_path / "train").train(until=1)
+    checkpoint = str(tmp_path / "train" / "ckpt_latest.pth")
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--checkpoint", checkpoint, "--res", "16", "--ray-samples", "4", "--out", str(out)]) == 0
+    assert list(json.loads(out.read_text())["views"]["videos"]) == ["tiny-quad-0000", "tiny-quad-0001"]
+    # A checkpoint whose dataset has gone says so, and what to give instead.
+    state = torch.load(checkpoint, weights_only=True)
+    state["dataset"]["root"] = str(tmp_path / "moved")
+    torch.save(state, checkpoint)
+    assert main(["export", "--checkpoint", checkpoint, "--out", str(tmp_path / "export")]) != 0
+    error = capsys.readouterr().err
+    assert (
+        "cannot find its dataset" in error and "moved (recorded in it) no longer exists" in error and "--data" in error
+    )
 
 
 def test_evaluate_renders_with_the_training_samples_unless_told(tiny_quad, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ from lab4d_core.data.database import FLOW_DELTAS, PrefixArrays, VideoRecord, wri
 from lab4d_core.data.synthetic.background import background
 from lab4d_core.data.synthetic.cameras import camera_path
 from lab4d_core.data.synthetic.characters import Character, Morphology, procedural_character
+from lab4d_core.data.synthetic.features import feature_maps
 from lab4d_core.data.synthetic.gltf_asset import load_asset
 from lab4d_core.data.synthetic.groundtruth import View, crop_params, exact_flow, inside_raw, surface_points
 from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, motion_phase, root_trajectory
@@ -40,6 +41,7 @@ from lab4d_core.data.synthetic.renderer import Mesh, Renderer
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.transforms import apply_transform
 from lab4d_core.utils.io import atomic_write_text
+from lab4d_core.utils.progress import progress as progress_bar
 
 CHARACTER_ID = 1
 """Object id of the character in renders; the scene's meshes follow it."""
@@ -129,8 +131,15 @@ def _flow_pairs(num_frames: int) -> int:
 
 
 def _prefix_arrays(
-    views: list[View], crop2raw: np.ndarray, is_detected: np.ndarray, world_verts, faces, scene, progress: tqdm
+    views: list[View],
+    crop2raw: np.ndarray,
+    is_detected: np.ndarray,
+    world_verts,
+    character: Character,
+    scene,
+    progress: tqdm,
 ) -> PrefixArrays:
+    faces = character.faces
     flows: dict[str, dict[int, np.ndarray]] = {"fw": {}, "bw": {}}
     for delta in FLOW_DELTAS:
         pairs = [(k * delta, k * delta + delta) for k in range((len(views) - 1) // delta)]
@@ -154,6 +163,7 @@ def _prefix_arrays(
         flow_fw=flows["fw"],
         flow_bw=flows["bw"],
         depth=np.stack([v.frame.depth for v in views]) * vis2d,
+        features={"dinov2": feature_maps(views, CHARACTER_ID, character.rest_verts, faces)},
     )
 
 
@@ -219,7 +229,7 @@ def synthesize_video(
     is_detected = masks_raw.reshape(num_frames, -1).any(axis=1)
     arrays = {
         prefix: _prefix_arrays(
-            views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character.faces, scene, progress
+            views[prefix], np.stack(crop2raw[prefix]), is_detected, world_verts, character, scene, progress
         )
         for prefix in cfg.prefixes
     }
@@ -322,7 +332,7 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
     total = sum(n + len(cfg.prefixes) * _flow_pairs(n) for n in counts) + sum(counts[a] for a, _ in cfg.reanimate)
     records, shots = [], []
     try:
-        with tqdm(total=total, desc=f"synth {name}", unit="step", dynamic_ncols=True) as progress:
+        with progress_bar(total=total, desc=f"synth {name}", unit="step", dynamic_ncols=True) as progress:
             for video, seqname in enumerate(seqnames):
                 progress.set_postfix_str(f"{seqname}: render")
                 record, truth, shot = synthesize_video(cfg, video, seqname, renderer, characters, progress)
