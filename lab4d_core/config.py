@@ -391,6 +391,11 @@ class TrainConfig:
     """Weight of the colour loss."""
     depth_wt: float = 1e-4
     """Weight of the depth loss (used when the dataset has depth)."""
+    depth_type: Literal["auto", "exact", "estimate"] = "auto"
+    """What the dataset's depth maps are: exact (a synthetic dataset's own depth, in the scene's units), or an
+    estimate (a monocular network's, such as the ZoeDepth maps of lab4d's downloads), trusted only up to one
+    scale per video, which is learned from the ratio of the root poses' depth to the maps'. auto: exact for a
+    dataset with ground truth (synthetic), an estimate otherwise."""
     flow_wt: float = 0.5
     """Weight of the optical-flow loss."""
     feature_type: Literal["dinov2", "cse"] = "dinov2"

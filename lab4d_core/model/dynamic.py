@@ -72,6 +72,8 @@ class DynamicModel(nn.Module):
         # not saved: only training matches, and it refits them first.
         self.register_buffer("feature_anchors", torch.zeros(self.num_inst, FEATURE_ANCHORS, 3), persistent=False)
         self.log_feature_temperature = nn.Parameter(torch.tensor(math.log(INIT_FEATURE_TEMPERATURE)))
+        # Per video, the scene's depth over the depth maps' (learned when the maps are only an estimate).
+        self.log_depth_scale = nn.Parameter(torch.zeros(info.num_videos))
         self.field = NeuralSDF(
             num_inst=self.num_inst,
             num_frames=info.num_frames,

@@ -157,7 +157,8 @@ class NeuralSDF(nn.Module):
         """(..., feature_dim) unit-length canonical features of points (..., 3): what a pixel seeing the point
         should carry in the dataset's features (DINOv2's, or the synthetic stand-in)."""
         _, geometry, encoded = self._geometry(x, inst)
-        feature = self.feature_head(torch.cat([geometry, encoded], dim=-1))
+        # Detached: the features teach registration (where points go), not the shape or its colour.
+        feature = self.feature_head(torch.cat([geometry, encoded], dim=-1).detach())
         return torch.nn.functional.normalize(feature, dim=-1)
 
     def gradient(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,10 @@ def load_model(
     model = DynamicModel(cfg.model, SceneInfo.from_database(database, cfg.train.data_prefix), init_field=False)
     # Checkpoints from before beta annealing rendered with the learned beta alone.
     state["model"].setdefault("field.beta_factor", torch.ones(()))
+    # Checkpoints from before the feature head and the depth scales: as built (only training uses them).
+    for name, value in model.state_dict().items():
+        if name.startswith(("field.feature_head.", "log_feature_temperature", "log_depth_scale")):
+            state["model"].setdefault(name, value)
     # Checkpoints from before the up axis: estimated below from their learned root poses.
     without_up_axis = "up_axis" not in state["model"]
     state["model"].setdefault("up_axis", model.up_axis)
@@ -49,7 +53,7 @@ def _dataset_of(checkpoint: Path, state: dict) -> tuple[Path, str]:
     if recorded and (Path(recorded["root"]) / "database").is_dir():
         return Path(recorded["root"]), recorded["collection"]
     name = checkpoint.resolve().parent.parent.name
-    conventional = checkpoint.resolve().parents[2] / "data" / name / "manifest.json"
+    conventional = checkpoint.resolve().parents[3] / "data" / name / "manifest.json"
     if conventional.is_file():
         return _manifest_dataset(conventional)
     where = f"{recorded['root']} (recorded in it) no longer exists" if recorded else "it records none"

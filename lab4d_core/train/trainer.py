@@ -109,6 +109,13 @@ class Trainer:
             div_factor=25.0,
             final_div_factor=1.0,
         )
+        self.depth_is_estimate = train.depth_type == "estimate" or (
+            train.depth_type == "auto" and not manifest.ground_truth
+        )
+        if self.depth_is_estimate and self.sampler.has_depth:
+            self.model.log_depth_scale.data.copy_(
+                torch.as_tensor(depth_scales(self.database, scene, train.data_prefix)).log()
+            )
         self.step = 0
         config_text = json.dumps(to_dict(self.cfg), sort_keys=True, default=str)
         self.run_id = hashlib.sha256(f"{config_text}\n{manifest.digest}".encode()).hexdigest()[:16]
@@ -201,7 +208,10 @@ class Trainer:
         has_flow = mask & out["hit"] & (batch["flow"][..., 2] > 0)
         terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow, train.train_res)
         if "depth" in batch and train.depth_wt > 0:
-            terms["depth"] = L.depth_loss(out["depth"], batch["depth"], mask & out["hit"])
+            target = batch["depth"]
+            if self.depth_is_estimate:
+                target = target * model.log_depth_scale.exp()[model.video_of_frame[batch["frame"]]][:, None]
+            terms["depth"] = L.depth_loss(out["depth"], target, mask & out["hit"])
         if "feature" in batch:
             terms.update(self._feature_terms(batch, out["canonical"], frame_inst, mask & out["hit"]))
         # Regularizers on the samples of the first pixels of every frame: the same points whatever
@@ -362,7 +372,7 @@ class Trainer:
             record = self.train_step()
             records.append(record)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in list(record.terms.items())[:4]})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in list(record.terms.items())[:4]}, refresh=False)
             if writer is not None:
                 writer.add_scalar("loss/total", record.loss, record.step)
                 for name, value in record.terms.items():
@@ -398,6 +408,23 @@ class Trainer:
             rows.append(np.concatenate([x.reshape(res, res, 3) for x in (truth, out["rgb"].numpy(), opacity)], 1))
         image = np.clip(np.concatenate(rows, 0), 0.0, 1.0)
         writer.add_image("render/truth_rgb_opacity", image, self.step, dataformats="HWC")
+
+
+def depth_scales(database, scene: SceneInfo, prefix: str, frames: int = 8) -> np.ndarray:
+    """(V,) per video, the root poses' depth over the median depth of the object in the depth maps (median over
+    ``frames`` evenly spaced frames): the scale that brings estimated maps to the scene's units."""
+    scales, offset = [], 0
+    for video in database.videos:
+        ratios = []
+        for f in np.unique(np.linspace(0, video.num_frames - 1, frames).round().astype(int)):
+            mask = np.asarray(video.array("mask", prefix)[f, ..., 0])
+            depth = np.asarray(video.array("depth", prefix)[f], dtype=np.float32)[mask]
+            depth = depth[depth > 0]
+            if len(depth):
+                ratios.append(scene.root_poses[offset + f, 2, 3] / np.median(depth))
+        scales.append(float(np.median(ratios)) if ratios else 1.0)
+        offset += video.num_frames
+    return np.asarray(scales, dtype=np.float32)
 
 
 def _summary_writer(out_dir: Path):

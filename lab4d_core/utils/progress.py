@@ -32,7 +32,10 @@ class _Lines:
 
 
 def progress(iterable=None, **options: Any) -> tqdm:
-    """``tqdm(iterable, **options)`` on a terminal; in a log file, a line every :data:`LOG_INTERVAL` seconds."""
+    """``tqdm(iterable, **options)`` on a terminal; in a log file, a line every :data:`LOG_INTERVAL` seconds.
+
+    Set postfixes with ``refresh=False``: a refresh draws at once, whatever the interval.
+    """
     stream = options.pop("file", sys.stderr)
     if not getattr(stream, "isatty", lambda: False)():
         options.pop("dynamic_ncols", None)

@@ -334,15 +334,15 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
     try:
         with progress_bar(total=total, desc=f"synth {name}", unit="step", dynamic_ncols=True) as progress:
             for video, seqname in enumerate(seqnames):
-                progress.set_postfix_str(f"{seqname}: render")
+                progress.set_postfix_str(f"{seqname}: render", refresh=False)
                 record, truth, shot = synthesize_video(cfg, video, seqname, renderer, characters, progress)
-                progress.set_postfix_str(f"{seqname}: write")
+                progress.set_postfix_str(f"{seqname}: write", refresh=False)
                 write_video(partial, record)
                 write_ground_truth(partial / "GroundTruth" / seqname, truth)
                 records.append((record.seqname, record.ks, record.shape))
                 shots.append(shot)
             for a, b in cfg.reanimate:
-                progress.set_postfix_str(f"reanimate {a}-to-{b}")
+                progress.set_postfix_str(f"reanimate {a}-to-{b}", refresh=False)
                 truth = reanimate_shot(cfg, (a, b), shots, seqnames, renderer, progress)
                 write_ground_truth(partial / "GroundTruth" / "reanimate" / f"{a}-to-{b}", truth)
         write_config(partial, name, records)
