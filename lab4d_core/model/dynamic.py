@@ -68,9 +68,9 @@ class DynamicModel(nn.Module):
         self.register_buffer("proxy_hi", reach.clone())
         grid = (info.num_frames, cfg.occupancy_res, cfg.occupancy_res, cfg.occupancy_res)
         self.register_buffer("occupancy_grid", torch.ones(grid, dtype=torch.bool))
-        # Canonical surface points per instance that pixel features are matched to (refit with the proxies);
-        # not saved: only training matches, and it refits them first.
-        self.register_buffer("feature_anchors", torch.zeros(self.num_inst, FEATURE_ANCHORS, 3), persistent=False)
+        # Canonical surface points per instance that pixel features are matched to (refit with the proxies; saved,
+        # so a resumed run matches against the same ones).
+        self.register_buffer("feature_anchors", torch.zeros(self.num_inst, FEATURE_ANCHORS, 3))
         self.log_feature_temperature = nn.Parameter(torch.tensor(math.log(INIT_FEATURE_TEMPERATURE)))
         # Per video, the scene's depth over the depth maps' (learned when the maps are only an estimate).
         self.log_depth_scale = nn.Parameter(torch.zeros(info.num_videos))

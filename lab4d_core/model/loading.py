@@ -30,7 +30,7 @@ def load_model(
     state["model"].setdefault("field.beta_factor", torch.ones(()))
     # Checkpoints from before the feature head and the depth scales: as built (only training uses them).
     for name, value in model.state_dict().items():
-        if name.startswith(("field.feature_head.", "log_feature_temperature", "log_depth_scale")):
+        if name.startswith(("field.feature_head.", "feature_anchors", "log_feature_temperature", "log_depth_scale")):
             state["model"].setdefault(name, value)
     # Checkpoints from before the up axis: estimated below from their learned root poses.
     without_up_axis = "up_axis" not in state["model"]
