@@ -27,8 +27,10 @@ $(NODE)/.installed: Makefile
 		npm install --silent --no-audit --no-fund --prefix $(NODE) $(NODE_PACKAGES) && touch $@; \
 	else echo "npm not found: report.html will link the glb instead of showing it; the glb and page browser tests skip"; fi
 
+# -rs lists every skipped test with its reason and --durations names the slowest, so a CI log shows that the
+# real-Slurm and browser tests ran rather than skipped.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs --durations=10
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
