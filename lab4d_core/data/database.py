@@ -320,7 +320,7 @@ def _parse_numbers(text: str, cast: Callable[[str], float], count: int) -> list 
     return values if len(values) == count else None
 
 
-def _read_config(root: Path, collection: str) -> tuple[list[tuple[Path, list, tuple]], list[str]]:
+def read_collection_config(root: Path, collection: str) -> tuple[list[tuple[Path, list, tuple]], list[str]]:
     """(img_dir, ks, shape) of each [data_i] section, and the problems found."""
     path = config_path(root, collection)
     if not path.is_file():
@@ -393,7 +393,7 @@ class Database:
         unknown = [p for p in self.prefixes if p not in PREFIXES]
         if unknown:
             raise Lab4dError(f"unknown data prefix(es) {unknown}; expected some of {PREFIXES}")
-        entries, problems = _read_config(self.root, collection)
+        entries, problems = read_collection_config(self.root, collection)
         self.videos = [Video(img_dir, ks, shape, resolution) for img_dir, ks, shape in entries]
         for video in self.videos:
             problems += video.check(self.prefixes)

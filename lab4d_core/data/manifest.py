@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab4d_core import __version__
-from lab4d_core.data.database import Database, _read_config
+from lab4d_core.data.database import Database, read_collection_config
 from lab4d_core.errors import Lab4dError
 from lab4d_core.utils.io import atomic_write_text
 
@@ -64,7 +64,7 @@ def resolution_on_disk(root: Path, collection: str, prefixes: tuple[str, ...] = 
     A database is read at the resolution it was preprocessed at (lab4d's downloads: 256) unless told
     otherwise; several on disk are an error, since picking one silently could train on the wrong one.
     """
-    entries, problems = _read_config(Path(root), collection)
+    entries, problems = read_collection_config(Path(root), collection)
     if not entries:
         raise Lab4dError("\n".join(problems))
     common: set[int] | None = None

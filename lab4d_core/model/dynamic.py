@@ -458,6 +458,7 @@ PROXY_MARGIN = 0.15
 """Proxy boxes reach this far (relative to the object's radius) beyond the current shape."""
 
 _EXPLICIT_NAMES = {
+    "log_depth_scale",
     "log_feature_temperature",
     "log_beta",
     "log_scale",
@@ -468,8 +469,9 @@ _EXPLICIT_NAMES = {
     "shift",
     "log_gauss",
 }
-"""Leaf names of explicit parameters: the field's beta and scale, the bones' rest centres, orientations and scales,
-the videos' lights, and a skeleton's size, placement and part extents."""
+"""Leaf names of explicit parameters: the videos' depth scales, the feature matching's temperature, the field's beta
+and scale, the bones' rest centres, orientations and scales, the videos' lights, and a skeleton's size, placement
+and part extents."""
 
 
 def _central_stencil(points: Tensor, eps: float) -> Tensor:

@@ -156,9 +156,11 @@ class NeuralSDF(nn.Module):
     def feature(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
         """(..., feature_dim) unit-length canonical features of points (..., 3): what a pixel seeing the point
         should carry in the dataset's features (DINOv2's, or the synthetic stand-in)."""
-        _, geometry, encoded = self._geometry(x, inst)
-        # Detached: the features teach registration (where points go), not the shape or its colour.
-        feature = self.feature_head(torch.cat([geometry, encoded], dim=-1).detach())
+        # Without gradients into the field: the features teach registration (where points go), not the shape or
+        # its colour; and no graph through the encoding is built for the head's inputs.
+        with torch.no_grad():
+            _, geometry, encoded = self._geometry(x, inst)
+        feature = self.feature_head(torch.cat([geometry, encoded], dim=-1))
         return torch.nn.functional.normalize(feature, dim=-1)
 
     def gradient(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

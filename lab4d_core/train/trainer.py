@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from lab4d_core.config import DatasetConfig, to_dict
+from lab4d_core.data.database import Database
 from lab4d_core.data.manifest import Manifest
 from lab4d_core.data.sampler import PairSampler
 from lab4d_core.model.dynamic import DynamicModel
@@ -74,8 +75,6 @@ class Trainer:
         train = cfg.train
         self.database = manifest.database() if manifest.train_res == train.train_res else None
         if self.database is None:
-            from lab4d_core.data.database import Database
-
             self.database = Database(manifest.root, manifest.collection, train.train_res, (train.data_prefix,))
         torch.manual_seed(train.seed)
         scene = SceneInfo.from_database(self.database, train.data_prefix)
@@ -210,7 +209,7 @@ class Trainer:
         if "depth" in batch and train.depth_wt > 0:
             target = batch["depth"]
             if self.depth_is_estimate:
-                target = target * model.log_depth_scale.exp()[model.video_of_frame[batch["frame"]]][:, None]
+                target = target * model.log_depth_scale.exp()[batch["video"]][:, None]
             terms["depth"] = L.depth_loss(out["depth"], target, mask & out["hit"])
         if "feature" in batch:
             terms.update(self._feature_terms(batch, out["canonical"], frame_inst, mask & out["hit"]))
@@ -410,7 +409,7 @@ class Trainer:
         writer.add_image("render/truth_rgb_opacity", image, self.step, dataformats="HWC")
 
 
-def depth_scales(database, scene: SceneInfo, prefix: str, frames: int = 8) -> np.ndarray:
+def depth_scales(database: Database, scene: SceneInfo, prefix: str, frames: int = 8) -> np.ndarray:
     """(V,) per video, the root poses' depth over the median depth of the object in the depth maps (median over
     ``frames`` evenly spaced frames): the scale that brings estimated maps to the scene's units."""
     scales, offset = [], 0

@@ -144,7 +144,7 @@ def code_version(command):
     Snakemake's code trigger sees only the rule's own text, not the package it calls. The fingerprint
     (lab4d_core/tools/fingerprint.py) covers exactly the modules the command imports, so an edit to the
     renderer reruns renders and not training, and an edit to a comment or docstring reruns nothing. A rule
-    passes the subcommand its shell runs, e.g. `code=code_version("download")` for `lab4d download ...`;
+    passes the subcommand its shell runs, e.g. `code=code_version("render")` for `lab4d render ...`;
     `python -m lab4d_core.tools.fingerprint <command>` lists what that covers.
     """
     return fingerprint(command)
