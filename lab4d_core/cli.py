@@ -104,6 +104,50 @@ def _link(args: argparse.Namespace) -> None:
     )
 
 
+def _preprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "stage",
+        choices=["frames", "masks", "crops", "flow", "cameras", "gather", "all"],
+        help="one stage of one video (frames, masks, crops, flow, cameras, in that order), gather (every video's "
+        "stages into database/ and manifest.json), or all (everything, in one call)",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="dataset YAML with source.videos")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the dataset's folder: preprocess/<video>/, database/, manifest.json"
+    )
+    parser.add_argument("--video", help="with a stage: the video's name (its file or folder name, no extension)")
+    parser.add_argument(
+        "--name", help="collection name: database/configs/<name>.config (default: the --out folder's name)"
+    )
+
+
+@command(
+    "preprocess",
+    "your own videos -> lab4d's processed layout on the CPU: frames, masks, flow, crops, cameras",
+    _preprocess_arguments,
+)
+def _preprocess(args: argparse.Namespace) -> None:
+    from lab4d_core.preprocess import videos
+
+    source = load_dataset_config(args.config).source
+    if source.videos is None:
+        raise Lab4dError(f"{args.config}: source has no videos; nothing to preprocess")
+    collection = args.name or args.out.name
+    if args.stage == "all":
+        manifest = videos.preprocess(source, collection, args.out)
+    elif args.stage == "gather":
+        works = {name: args.out / "preprocess" / name for name in videos.find_videos(source)}
+        manifest = videos.gather(source, collection, works, args.out)
+    else:
+        if args.video is None:
+            raise Lab4dError(f"preprocess {args.stage}: name the video with --video")
+        videos.run_stage(args.stage, source, args.video, args.out / "preprocess" / args.video)
+        print(f"{args.video}: {args.stage} done in {args.out / 'preprocess' / args.video}")
+        return
+    frames = ", ".join(map(str, manifest["num_frames"]))
+    print(f"wrote {args.out}/database and manifest.json ({len(manifest['videos'])} videos of {frames} frames)")
+
+
 def _download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="dataset YAML whose source.url and source.sha256 are the defaults")
     parser.add_argument("--url", help="address of the zip (a Dropbox share link works as it is)")
@@ -422,7 +466,8 @@ def _render(args: argparse.Namespace) -> None:
     images = render_panels(model, database, frames, viewpoint, args.render_res, *_ray_sampling(args, cfg))
     count = write_video(args.out, images, len(frames[0]))
     print(
-        f"wrote {args.out}: {count} frames of {args.render_res}x{args.render_res} x 5 panels, viewpoint {viewpoint.name}"
+        f"wrote {args.out}: {count} frames of {args.render_res}x{args.render_res} x "
+        f"{6 if viewpoint.kind == 'ref' else 5} panels, viewpoint {viewpoint.name}"
     )
 
 

@@ -262,13 +262,82 @@ class SynthConfig:
 
 
 @dataclass
+class PromptConfig:
+    """A box around the object on one frame of one video: where the `track` segmenter starts."""
+
+    box: list[float]
+    """x0, y0, x1, y1 in pixels of the video's frames (x to the right, y down)."""
+    frame: int = 0
+    """Frame the box is drawn on, counted from the video's first frame (0)."""
+    video: str | None = None
+    """Video the box belongs to (its file or folder name without extension); may be left out with one video."""
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4 or not (self.box[0] < self.box[2] and self.box[1] < self.box[3]):
+            raise ValueError(f"prompt box must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {self.box}")
+        if self.frame < 0:
+            raise ValueError(f"prompt frame must be 0 or more, got {self.frame}")
+
+
+@dataclass
+class ManualCameraConfig:
+    """One keyframe of the object's viewpoint, set by hand (lab4d's 01-manual.json without its GUI)."""
+
+    azimuth: float
+    """Degrees about the object's up axis: 0 sees its front, 90 its left side (the camera moves counter-clockwise
+    seen from above)."""
+    elevation: float = 0.0
+    """Degrees above the object's horizon that the camera looks down from."""
+    roll: float = 0.0
+    """Degrees the camera turns about its viewing axis."""
+    frame: int = 0
+    """Frame of the keyframe, counted from the video's first frame; between keyframes the view is interpolated."""
+    video: str | None = None
+    """Video the keyframe belongs to (its file or folder name without extension); may be left out with one video."""
+
+
+@dataclass
+class OnnxConfig:
+    """A segmentation model of your own, run with onnxruntime (segmenter: onnx)."""
+
+    model: str
+    """Path to the .onnx file, relative to the working directory."""
+    size: list[int] = field(default_factory=lambda: [1024, 1024])
+    """Height and width the model takes."""
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    """Per-channel mean subtracted from RGB in 0..1."""
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    """Per-channel divisor after the mean."""
+
+
+@dataclass
 class SourceConfig:
-    """Where a dataset comes from: exactly one of the keys."""
+    """Where a dataset comes from: exactly one of synthetic, path, url and videos."""
 
     synthetic: SynthConfig | None = None
     """Render a synthetic dataset with ground truth."""
     path: str | None = None
     """An existing processed database (folder containing database/), used in place, never copied."""
+    videos: str | list[str] | None = None
+    """Your own footage, preprocessed on the CPU into lab4d's layout: a folder of videos (mp4, mov, webm, ...), one
+    video file, a folder of frames (jpg/png), or a list of any of these; paths relative to the working directory."""
+    category: Literal["human", "quad", "other"] = "other"
+    """With videos: what they show (human picks the mediapipe segmenter by default)."""
+    segmenter: Literal["given", "mediapipe", "track", "motion", "onnx"] | None = None
+    """With videos: how masks are made: given (masks:), mediapipe (people), track (from a prompt box), motion (no
+    prompt; unreliable for slow subjects) or onnx (your model). Default: given with masks, else mediapipe for
+    category human, else track with a prompt, else motion."""
+    masks: str | None = None
+    """With videos: your masks, one per frame (png, jpg or npy; nonzero is the object; any size): a folder with one
+    sub-folder per video named as the video, or, with one video, the folder of its masks."""
+    prompt: list[PromptConfig] = field(default_factory=list)
+    """With videos: a box around the object on one frame per video, for the track segmenter."""
+    cameras: list[ManualCameraConfig] = field(default_factory=list)
+    """With videos: viewpoint keyframes set by hand; they replace the viewpoint guessed from the background."""
+    onnx: OnnxConfig | None = None
+    """With videos and segmenter onnx: the model and its input convention."""
+    max_frames: int = 500
+    """With videos: most frames kept per video by lab4d's flow-based frame filter."""
     url: str | None = None
     """Address of a zipped processed database, such as lab4d's downloads (Dropbox share links work as they are):
     downloaded with resume, checked and unpacked to data/<dataset>/download/ (database/ at the zip's root or inside
@@ -281,12 +350,21 @@ class SourceConfig:
     name)."""
     train_res: int | None = None
     """With path or url: resolution of the processed arrays to use, <prefix>-<train_res>.npy (default: the one on
-    disk; needed only when the database holds several)."""
+    disk; needed only when the database holds several). With videos: the resolution to write (default 256)."""
 
     def __post_init__(self) -> None:
-        given = [k for k in ("synthetic", "path", "url") if getattr(self, k) is not None]
+        given = [k for k in ("synthetic", "path", "url", "videos") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"source needs exactly one of synthetic, path, url; got {given or 'none'}")
+            raise ValueError(f"source needs exactly one of synthetic, path, url, videos; got {given or 'none'}")
+        video_keys = [
+            key
+            for key, default in (("masks", None), ("segmenter", None), ("onnx", None), ("category", "other"))
+            if getattr(self, key) != default
+        ] + [key for key in ("prompt", "cameras") if getattr(self, key)]
+        if self.videos is None and video_keys:
+            raise ValueError(f"{', '.join(video_keys)} belong to a videos source; remove them or give videos")
+        if self.videos is not None:
+            self._check_videos()
         if self.url is not None and not re.match(r"https?://", self.url):
             raise ValueError(f"url must be an http:// or https:// address, got {self.url!r}")
         if self.sha256 is not None and self.url is None:
@@ -297,6 +375,31 @@ class SourceConfig:
             raise ValueError("collection and train_res belong to path and url sources; synthetic sets its own")
         if self.train_res is not None and self.train_res < 16:
             raise ValueError(f"train_res must be at least 16 pixels, got {self.train_res}")
+
+    def _check_videos(self) -> None:
+        if self.collection is not None:
+            raise ValueError("collection belongs to path and url sources; a videos source is named after the dataset")
+        if isinstance(self.videos, list) and not self.videos:
+            raise ValueError("videos: give a folder, a file, or a non-empty list of them")
+        if self.segmenter == "given" and self.masks is None:
+            raise ValueError("segmenter given needs masks: DIR (one folder of masks per video)")
+        if self.segmenter == "onnx" and self.onnx is None:
+            raise ValueError("segmenter onnx needs onnx: {model: PATH.onnx} (and its size, mean, std)")
+        if self.segmenter == "track" and not self.prompt:
+            raise ValueError("segmenter track needs prompt: [{video: NAME, frame: 0, box: [x0, y0, x1, y1]}]")
+        if self.max_frames < 9:
+            raise ValueError(f"max_frames must be at least 9 (lab4d drops shorter videos), got {self.max_frames}")
+
+    @property
+    def mask_method(self) -> str:
+        """The segmenter a videos source uses: the one named, else the best the settings allow."""
+        if self.segmenter is not None:
+            return self.segmenter
+        if self.masks is not None:
+            return "given"
+        if self.category == "human":
+            return "mediapipe"
+        return "track" if self.prompt else "motion"
 
 
 @dataclass

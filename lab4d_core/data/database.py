@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from lab4d_core.errors import Lab4dError
-from lab4d_core.utils.io import atomic_write
+from lab4d_core.utils.io import atomic_write, atomic_write_text
 
 FLOW_DELTAS = (1, 2, 4, 8)
 PREFIXES = ("crop", "full")
@@ -256,6 +257,18 @@ class Video:
             raise Lab4dError(problem)
         return cameras
 
+    def camera_notes(self, name: str = "01-canonical") -> dict:
+        """What the preprocessing recorded about camera file ``name`` (``Cameras/.../<name>.json``), e.g.
+        ``{"estimated": true, "source": "00"}`` for root poses that are only a starting point; {} when none."""
+        path = self.dir("Cameras") / f"{name}.json"
+        if not path.exists():
+            return {}
+        try:
+            notes = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise Lab4dError(f"{path}: not valid JSON ({error}); delete it or preprocess the video again") from None
+        return notes if isinstance(notes, dict) else {}
+
     def frame_path(self, raw_id: int, raw: bool = False) -> Path:
         """The jpg of raw frame ``raw_id`` (kept frames are named by their raw id)."""
         folder = self.dir("JPEGImagesRaw") if raw else self.img_dir
@@ -444,6 +457,7 @@ class VideoRecord:
     ks: tuple[float, float, float, float]
     arrays: dict[str, PrefixArrays]  # prefix -> arrays; resolution from the arrays
     cameras: dict[str, np.ndarray] = field(default_factory=dict)  # "00", "01-canonical" -> (N,4,4)
+    camera_notes: dict[str, dict] = field(default_factory=dict)  # "01-canonical" -> {"estimated": True, ...}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -621,6 +635,8 @@ def write_video(root: str | os.PathLike, record: VideoRecord, jpeg_quality: int 
     _write_frames(root, record, jpeg_quality)
     for path, value in outputs:
         _save_npy(path, value)
+    for name, notes in record.camera_notes.items():
+        atomic_write_text(processed_dir(root, "Cameras", record.seqname) / f"{name}.json", json.dumps(notes))
 
 
 def _write_frames(root: Path, record: VideoRecord, quality: int) -> None:

@@ -26,8 +26,9 @@ from lab4d_core.data.database import Video
 from lab4d_core.geometry.transforms import similarity_fit, so3_exp
 from lab4d_core.geometry.up import estimate_up_axis, upright_rotation
 
-ROOT_POSE_SOURCES = ("01-canonical", "00", "flow", "none")
-"""Where initial root poses came from, best first."""
+ROOT_POSE_SOURCES = ("01-canonical", "manual", "00", "flow", "none")
+"""Where initial root poses came from, best first ("manual": viewpoint keyframes set by hand, written by
+``lab4d_core.preprocess.videos``, as are estimates from "00" there)."""
 
 
 @dataclass
@@ -83,6 +84,10 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
     """The best initial root poses the video's data allows (see the module doc)."""
     pairs = relative_rotations(video, prefix, crop2raw) if video.has("depth", prefix) else None
     canonical = video.camera("01-canonical")
+    notes = video.camera_notes("01-canonical") if canonical is not None else {}
+    if notes.get("estimated"):
+        # Our own preprocessing's guess (from background cameras, or keyframes set by hand): a starting point.
+        return RootPoseInit(np.asarray(canonical, np.float64), notes.get("source", "01-canonical"), pairs)
     if canonical is not None:
         poses = np.asarray(canonical, np.float64)
         disagreement = flow_disagreement(poses[:, :3, :3], pairs)
@@ -287,8 +292,8 @@ def heading_offset(
 
 def align_headings(inits: list[RootPoseInit], silhouettes: list[np.ndarray]) -> list[RootPoseInit]:
     """Turn the upright object frames of videos without root poses into the first such video's (see
-    :func:`heading_offset`); videos whose root poses came with the data keep them."""
-    chosen = [v for v, init in enumerate(inits) if init.source != "01-canonical"]
+    :func:`heading_offset`); videos whose root poses came with the data or were set by hand keep them."""
+    chosen = [v for v, init in enumerate(inits) if init.source in ("00", "flow", "none")]
     if len(chosen) < 2:
         return inits
     reference = inits[chosen[0]].poses[:, :3, :3]

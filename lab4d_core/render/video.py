@@ -1,5 +1,8 @@
 """``lab4d render``: a video of one instance, panels rgb | mask | depth | normal | canonical xyz.
 
+From the input cameras (``ref``), the input frame comes first, with the mask's outline, as in lab4d's
+collages: on real footage, what the model was shown beside what it made of it is how a person judges it.
+
 Normals come from the rendered depth (the cross product of its image-space derivatives in camera
 coordinates), which costs nothing beyond the render itself; canonical xyz colours each pixel by
 where its surface point lies in the canonical shape, which shows the correspondence over time.
@@ -13,6 +16,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from PIL import Image
 
 from lab4d_core.data.database import Database
 from lab4d_core.errors import Lab4dError
@@ -22,6 +26,9 @@ from lab4d_core.render.views import Viewpoint, view_cameras
 from lab4d_core.utils.progress import progress
 
 PANELS = ("rgb", "mask", "depth", "normal", "xyz")
+REFERENCE_PANELS = ("input", *PANELS)
+"""Panels of a render from the input cameras (``ref``)."""
+OUTLINE = np.array([0.2, 1.0, 0.2])
 FPS = 10
 
 
@@ -99,7 +106,26 @@ def render_panels(
                 mask[..., None], np.clip(0.5 + out["canonical"].numpy().reshape(res, res, 3) / scale, 0, 1), 0
             ),
         }
-        yield (np.clip(np.concatenate([panels[name] for name in PANELS], 1), 0, 1) * 255).astype(np.uint8)
+        names = PANELS
+        if viewpoint.kind == "ref" and inst is None:
+            panels["input"], names = input_panel(database, int(camera_frames[t]), res), REFERENCE_PANELS
+        yield (np.clip(np.concatenate([panels[name] for name in names], 1), 0, 1) * 255).astype(np.uint8)
+
+
+def input_panel(database: Database, frame: int, res: int) -> np.ndarray:
+    """(res, res, 3) in 0..1: model frame ``frame``'s training array (the crop the model saw) with its mask's
+    outline drawn over it."""
+    video = int(np.searchsorted(database.frame_offset, frame, side="right")) - 1
+    local = frame - int(database.frame_offset[video])
+    arrays = database.videos[video]
+    rgb = np.asarray(arrays.array("rgb")[local], dtype=np.float32)
+    mask = np.asarray(arrays.array("mask")[local][..., 0])
+    image = np.asarray(Image.fromarray((rgb * 255).astype(np.uint8)).resize((res, res), Image.BILINEAR)) / 255.0
+    mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((res, res), Image.NEAREST)) > 127
+    inner = mask.copy()
+    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    outline = mask & ~inner
+    return np.where(outline[..., None], OUTLINE, image)
 
 
 def write_video(path: Path, images: Iterator[np.ndarray], total: int, fps: int = FPS) -> int:

@@ -1,7 +1,8 @@
 """``lab4d strip``: frames of rendered videos in one PNG, a row per video (README figures, quick looks).
 
 The videos are ``lab4d render`` / ``lab4d reanimate`` outputs: panels rgb | mask | depth | normal | xyz side
-by side, each as tall as the video; ``panels`` picks which of them each frame shows.
+by side, each as tall as the video, after the input frame in renders from the input cameras; ``panels`` picks
+which of them each frame shows.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import imageio.v2 as imageio
 import numpy as np
 
 from lab4d_core.errors import Lab4dError
-from lab4d_core.render.video import PANELS
+from lab4d_core.render.video import PANELS, REFERENCE_PANELS
 from lab4d_core.tools.preview import save_png
 
 
 def video_strip(videos: list[Path], frames: int, panels: list[str]) -> np.ndarray:
     """(rows, columns) image: for each video, ``frames`` frames evenly over it, each its ``panels`` side by side."""
-    unknown = [name for name in panels if name not in PANELS]
+    unknown = [name for name in panels if name not in REFERENCE_PANELS]
     if unknown:
-        raise Lab4dError(f"--panels {unknown}: choose among {', '.join(PANELS)}")
+        raise Lab4dError(f"--panels {unknown}: choose among {', '.join(REFERENCE_PANELS)}")
     rows = []
     for path in videos:
         try:
@@ -30,10 +31,13 @@ def video_strip(videos: list[Path], frames: int, panels: list[str]) -> np.ndarra
         if not images:
             raise Lab4dError(f"{path}: the video has no frames")
         size = images[0].shape[0]
+        layout = REFERENCE_PANELS if images[0].shape[1] == len(REFERENCE_PANELS) * size else PANELS
+        if any(name not in layout for name in panels):
+            raise Lab4dError(f"{path}: has no input panel (only renders from the input cameras do); pick {PANELS}")
         chosen = np.unique(np.linspace(0, len(images) - 1, frames).round().astype(int))
         tiles = [
             np.concatenate(
-                [images[t][:, PANELS.index(name) * size : (PANELS.index(name) + 1) * size] for name in panels], 1
+                [images[t][:, layout.index(name) * size : (layout.index(name) + 1) * size] for name in panels], 1
             )
             for t in chosen
         ]

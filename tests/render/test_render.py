@@ -97,15 +97,25 @@ def test_reference_video_shows_the_sphere(setup, tmp_path):
     model, database = setup
     res = 32
     images = list(render_panels(model, database, video_frames(database, 0, 2, None), Viewpoint("ref"), res))
-    assert len(images) == 2 and images[0].shape == (res, 5 * res, 3)
-    mask = images[0][:, res : 2 * res, 0] > 127
+    assert len(images) == 2 and images[0].shape == (res, 6 * res, 3)
+    mask = images[0][:, 2 * res : 3 * res, 0] > 127
     assert 0.1 < mask.mean() < 0.9  # the initial sphere covers part of the crop
     # Depth, normal and xyz panels are drawn exactly where the mask is.
-    for panel in (2, 3, 4):
+    for panel in (3, 4, 5):
         drawn = images[0][:, panel * res : (panel + 1) * res].max(-1) > 0
         assert (drawn == mask).mean() > 0.95
+    # The first panel is the training array the model saw, with its mask's outline in green.
+    video = database.videos[0]
+    expected = np.asarray(video.array("rgb")[0], np.float32)
+    expected_mask = np.asarray(video.array("mask")[0][..., 0])
+    step = expected.shape[0] // res
+    centres = slice(step // 2, None, step)  # the array pixel nearest each panel pixel's centre
+    shown = images[0][:, :res] / 255.0
+    outline = (shown[..., 1] > 0.99) & (shown[..., 0] < 0.21) & (shown[..., 2] < 0.21)
+    assert outline.any() and expected_mask[centres, centres][outline].all()
+    assert np.abs(shown[~outline] - expected[centres, centres][~outline]).mean() < 0.1
     path = tmp_path / "ref.mp4"
     assert write_video(path, iter(images), 2) == 2
     frames = [frame for frame in imageio.get_reader(path)]
-    assert len(frames) == 2 and frames[0].shape == (res, 5 * res, 3)
+    assert len(frames) == 2 and frames[0].shape == (res, 6 * res, 3)
     assert not (tmp_path / "ref.partial.mp4").exists()

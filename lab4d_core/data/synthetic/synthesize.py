@@ -33,14 +33,15 @@ from lab4d_core.data.synthetic.cameras import camera_path
 from lab4d_core.data.synthetic.characters import Character, Morphology, procedural_character
 from lab4d_core.data.synthetic.features import feature_maps
 from lab4d_core.data.synthetic.gltf_asset import load_asset
-from lab4d_core.data.synthetic.groundtruth import View, crop_params, exact_flow, inside_raw, surface_points
+from lab4d_core.data.synthetic.groundtruth import View, exact_flow, surface_points
 from lab4d_core.data.synthetic.motion import ANGLE_GENERATORS, motion_phase, root_trajectory
 from lab4d_core.data.synthetic.people import PersonBuild, anny_person
 from lab4d_core.data.synthetic.reanimation import true_reanimation
 from lab4d_core.data.synthetic.renderer import Mesh, Renderer
 from lab4d_core.geometry.cameras import crop_intrinsics
 from lab4d_core.geometry.transforms import apply_transform
-from lab4d_core.utils.io import atomic_write_text
+from lab4d_core.preprocess.crop import crop_params, inside_raw
+from lab4d_core.utils.io import atomic_write_text, replace_dir
 from lab4d_core.utils.progress import progress as progress_bar
 
 CHARACTER_ID = 1
@@ -359,16 +360,7 @@ def synthesize(cfg: SynthConfig, out: Path, name: str | None = None) -> dict:
             "seconds": round(time.perf_counter() - start, 2),
         }
         atomic_write_text(partial / "manifest.json", json.dumps(manifest, indent=1))
-        _replace_dir(partial, out)
+        replace_dir(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return manifest
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap ``new`` in for ``target`` so readers see the old or the new dataset, never a mix."""
-    trash = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        target.rename(trash)
-    new.rename(target)
-    shutil.rmtree(trash, ignore_errors=True)
