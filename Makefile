@@ -5,6 +5,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 # CPU build from the local wheel cache first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
+# People's masks (segmenter: mediapipe): 0.10.21 is the last release whose wheel bundles its models. Without its
+# declared dependencies, which would downgrade numpy and protobuf (pyproject's `video` extra has what it imports).
+MEDIAPIPE_SPEC ?= mediapipe==0.10.21
 # From the npm registry into .venv/node, never fetched at run time: the results page's 3D viewer
 # (inlined into report.html), and for the tests the Khronos glTF validator and a Chromium driver.
 NODE := $(VENV)/node
@@ -19,7 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,people]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,people,video]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MEDIAPIPE_SPEC)
 	touch $@
 
 $(NODE)/.installed: Makefile

@@ -117,34 +117,3 @@ def exact_flow(source: View, target: View, points_at_target_time: np.ndarray) ->
         )
     flow[pixels[visible], 2] = 1.0
     return flow.reshape(height, width, 3)
-
-
-def crop_params(mask: np.ndarray, train_res: int, full: bool) -> np.ndarray:
-    """lab4d's ``compute_crop_params``: crop2raw (fx, fy, cx, cy) of a ``train_res`` array.
-
-    The box is the mask's (or, for ``full``, the whole frame's) integer centre and
-    integer half-lengths, enlarged 1.2x for crops separately in x and y, so crops
-    are anisotropic exactly as lab4d makes them.
-    """
-    if full or not mask.any():
-        ys, xs = np.array([0, mask.shape[0] - 1]), np.array([0, mask.shape[1] - 1])
-    else:
-        ys, xs = np.nonzero(mask)
-    centre = ((xs.max() + xs.min()) // 2, (ys.max() + ys.min()) // 2)
-    half = [(xs.max() - xs.min()) // 2, (ys.max() - ys.min()) // 2]
-    if not full:
-        # A box of zero width (a one-pixel sliver) would give a degenerate crop.
-        half = [max(int(1.2 * h), 4) for h in half]
-    return np.array(
-        [2 * half[0] / train_res, 2 * half[1] / train_res, centre[0] - half[0], centre[1] - half[1]], dtype=np.float64
-    )
-
-
-def inside_raw(crop2raw: np.ndarray, train_res: int, raw_shape: tuple[int, int]) -> np.ndarray:
-    """(R, R) bool: array pixels whose nearest raw pixel lies inside the raw frame (lab4d's vis2d)."""
-    coords = np.arange(train_res)
-    raw_x = crop2raw[0] * coords + crop2raw[2]
-    raw_y = crop2raw[1] * coords + crop2raw[3]
-    in_x = (raw_x >= -0.5) & (raw_x < raw_shape[1] - 0.5)
-    in_y = (raw_y >= -0.5) & (raw_y < raw_shape[0] - 0.5)
-    return in_y[:, None] & in_x[None, :]
