@@ -253,6 +253,13 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --checkpoint: a synthetic dataset's GroundTruth/ folder: also score every video's meshes and, "
         "for a skeleton model, each true reanimation (GroundTruth/reanimate/<A>-to-<B>) and the bone lengths",
     )
+    parser.add_argument(
+        "--reference-masks",
+        type=Path,
+        help="with --checkpoint: score the training views' masks against these instead of the dataset's (e.g. "
+        "hand-made masks of real footage whose training masks were estimated): a mask per frame of the video "
+        "(png/jpg/npy), in this folder for one video or in <folder>/<seqname>/ for several",
+    )
     _ray_sampling_arguments(parser, "with --checkpoint: ")
 
 
@@ -329,8 +336,15 @@ def _evaluate(args: argparse.Namespace) -> None:
         model, cfg, database = load_model(args.checkpoint, args.data, select_device())
         res = args.res or cfg.train.train_res
         samples, importance = _ray_sampling(args, cfg)
+        reference = None
+        if args.reference_masks is not None:
+            from lab4d_core.eval.render_metrics import cropped_reference_masks
+
+            folders = [args.reference_masks] if len(database.videos) == 1 else None
+            folders = folders or [args.reference_masks / video.seqname for video in database.videos]
+            reference = cropped_reference_masks(database, folders, cfg.train.data_prefix)
         results["views"] = evaluate_training_views(
-            model, database, cfg.train.data_prefix, res, samples, num_importance=importance
+            model, database, cfg.train.data_prefix, res, samples, num_importance=importance, reference_masks=reference
         )
         results["consistency"] = evaluate_consistency(model, database)
         warnings = results["consistency"]["warnings"]
@@ -555,7 +569,10 @@ def _strip_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--frames", type=int, default=6, help="frames per video, evenly over it (default: 6)")
     parser.add_argument(
-        "--panels", nargs="+", default=["rgb"], help="panels of each frame: rgb mask depth normal xyz (default: rgb)"
+        "--panels",
+        nargs="+",
+        default=["rgb"],
+        help="panels of each frame: rgb mask depth normal xyz, and input in renders from the input cameras (default: rgb)",
     )
     parser.add_argument("--width", type=int, help="downscale to this many pixels wide")
 

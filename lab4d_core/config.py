@@ -338,6 +338,9 @@ class SourceConfig:
     """With videos and segmenter onnx: the model and its input convention."""
     max_frames: int = 500
     """With videos: most frames kept per video by lab4d's flow-based frame filter."""
+    frame_filter: float = 0.05
+    """With videos: lab4d's frame filter keeps a frame when the flow from the last kept one exceeds this fraction
+    of the image size (0.05, lab4d's); 0 keeps every frame (short clips, where each view counts)."""
     url: str | None = None
     """Address of a zipped processed database, such as lab4d's downloads (Dropbox share links work as they are):
     downloaded with resume, checked and unpacked to data/<dataset>/download/ (database/ at the zip's root or inside
@@ -358,7 +361,14 @@ class SourceConfig:
             raise ValueError(f"source needs exactly one of synthetic, path, url, videos; got {given or 'none'}")
         video_keys = [
             key
-            for key, default in (("masks", None), ("segmenter", None), ("onnx", None), ("category", "other"))
+            for key, default in (
+                ("masks", None),
+                ("segmenter", None),
+                ("onnx", None),
+                ("category", "other"),
+                ("max_frames", 500),
+                ("frame_filter", 0.05),
+            )
             if getattr(self, key) != default
         ] + [key for key in ("prompt", "cameras") if getattr(self, key)]
         if self.videos is None and video_keys:
@@ -387,6 +397,8 @@ class SourceConfig:
             raise ValueError("segmenter onnx needs onnx: {model: PATH.onnx} (and its size, mean, std)")
         if self.segmenter == "track" and not self.prompt:
             raise ValueError("segmenter track needs prompt: [{video: NAME, frame: 0, box: [x0, y0, x1, y1]}]")
+        if not 0.0 <= self.frame_filter < 1.0:
+            raise ValueError(f"frame_filter is a fraction of the image size in [0, 1), got {self.frame_filter}")
         if self.max_frames < 9:
             raise ValueError(f"max_frames must be at least 9 (lab4d drops shorter videos), got {self.max_frames}")
 

@@ -72,3 +72,23 @@ def test_schema_rejects_unknown_keys_and_documents_fields():
     assert num_frames["anyOf"] == [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]
     assert num_frames["default"] == 48
     assert num_frames["description"].startswith("Frames per video")
+
+
+def test_a_videos_source_picks_its_segmenter_and_rejects_what_does_not_fit():
+    def source(**settings):
+        return from_dict(DatasetConfig, {"source": settings}).source
+
+    assert source(videos="v", masks="m").mask_method == "given"
+    assert source(videos="v", category="human").mask_method == "mediapipe"
+    assert source(videos="v", prompt=[{"box": [1, 2, 3, 4]}]).mask_method == "track"
+    assert source(videos=["a.mp4", "b.mp4"]).mask_method == "motion"
+    with pytest.raises(Lab4dError, match="prompt belong to a videos source"):
+        source(path="db", prompt=[{"box": [1, 2, 3, 4]}])
+    with pytest.raises(Lab4dError, match="segmenter track needs prompt"):
+        source(videos="v", segmenter="track")
+    with pytest.raises(Lab4dError, match="segmenter onnx needs onnx"):
+        source(videos="v", segmenter="onnx")
+    with pytest.raises(Lab4dError, match=r"prompt\[0\].*x0 < x1"):
+        source(videos="v", prompt=[{"box": [5, 2, 3, 4]}])
+    with pytest.raises(Lab4dError, match="max_frames must be at least 9"):
+        source(videos="v", max_frames=4)

@@ -118,8 +118,11 @@ def filter_frames(frames: np.ndarray, threshold: float = 0.05, max_frames: int =
     above ``threshold``: a still camera on a still object keeps only frame 0. Here the flow is DIS and the
     maximum a 99.9th percentile (:data:`FILTER_PERCENTILE`). lab4d stops at ``max_frames`` kept frames; here
     the kept frames of the whole video are thinned evenly to ``max_frames`` instead. lab4d drops a video that
-    keeps 8 frames or fewer ("lack of motion"); that is the caller's decision.
+    keeps 8 frames or fewer ("lack of motion"); that is the caller's decision. A ``threshold`` of 0 keeps every
+    frame (thinned to ``max_frames``).
     """
+    if threshold <= 0:
+        return np.round(np.linspace(0, len(frames) - 1, min(len(frames), max_frames))).astype(np.int64)
     height, width = frames.shape[1:3]
     factor = np.sqrt(FILTER_AREA / (height * width))
     size = (max(int(round(width * factor)), 8), max(int(round(height * factor)), 8))

@@ -204,8 +204,10 @@ class Trainer:
             "rgb": L.rgb_loss(rgb, batch["rgb"], mask),
         }
         flow = model.predict_flow(out["canonical"], batch["xy"], batch["partner"], frame_inst)
+        # Weighted by the flow's confidence: exact (synthetic) flow has 1 or 0; estimated flow has its forward-backward
+        # consistency, so a pixel where the estimate is doubtful pulls less.
         has_flow = mask & out["hit"] & (batch["flow"][..., 2] > 0)
-        terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow, train.train_res)
+        terms["flow"] = L.flow_loss(flow, batch["flow"][..., :2], has_flow * batch["flow"][..., 2], train.train_res)
         if "depth" in batch and train.depth_wt > 0:
             target = batch["depth"]
             if self.depth_is_estimate:

@@ -88,3 +88,9 @@ def test_a_pan_keeps_a_frame_each_time_the_motion_passes_the_threshold():
 def test_max_frames_thins_the_kept_frames_evenly():
     kept = filter_frames(_panning(12, 20), max_frames=4)
     np.testing.assert_array_equal(kept, [0, 4, 7, 11])
+
+
+def test_a_zero_threshold_keeps_every_frame_up_to_max_frames():
+    still = np.zeros((30, 32, 32, 3), np.uint8)
+    assert filter_frames(still, threshold=0.0).tolist() == list(range(30))
+    assert filter_frames(still, threshold=0.0, max_frames=10).tolist() == [0, 3, 6, 10, 13, 16, 19, 23, 26, 29]

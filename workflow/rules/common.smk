@@ -61,13 +61,14 @@ def alternation(names):
 
 
 def datasets_with_source(kind):
-    """Names of the datasets whose source is ``kind`` ("synthetic", "path" or "url")."""
+    """Names of the datasets whose source is ``kind`` ("synthetic", "path", "url" or "videos")."""
     return [name for name, (_, cfg) in DATASETS.items() if getattr(cfg.source, kind) is not None]
 
 
 wildcard_constraints:
     dataset=alternation(DATASETS),
     inst=r"\d+",
+    video=r"[A-Za-z0-9._-]+",
     motion=r"\d+",
 
 
@@ -98,6 +99,60 @@ def training_settings(wildcards):
     """The dataset YAML's model and train sections as canonical JSON: a params value of the train rule."""
     cfg = to_dict(DATASETS[wildcards.dataset][1])
     return json.dumps({"model": cfg["model"], "train": cfg["train"]}, sort_keys=True)
+
+
+def dataset_videos(dataset):
+    """{name: path} of a videos dataset's videos, read when a job of that dataset needs them (so that a missing
+    folder stops only that dataset's jobs, with a message naming it)."""
+    from lab4d_core.preprocess.videos import find_videos
+
+    try:
+        return find_videos(DATASETS[dataset][1].source)
+    except Lab4dError as error:
+        raise WorkflowError(f"{DATASETS[dataset][0]}: {error}") from None
+
+
+def video_path(wildcards):
+    """The video file (or folder of frames) a frames job decodes."""
+    videos = dataset_videos(wildcards.dataset)
+    if wildcards.video not in videos:
+        raise WorkflowError(
+            f"{DATASETS[wildcards.dataset][0]}: no video named {wildcards.video!r}; the videos are {', '.join(videos)}"
+        )
+    return str(videos[wildcards.video])
+
+
+def stage_settings(stage):
+    """A params value: the settings that decide one preprocessing stage of one video, as canonical JSON, so
+    that adding a video or editing another video's prompt reruns nothing of this one."""
+    from lab4d_core.preprocess import videos
+
+    def settings(wildcards):
+        try:
+            values = videos.stage_settings(dataset_source(wildcards), wildcards.video, stage)
+        except Lab4dError as error:
+            raise WorkflowError(f"{DATASETS[wildcards.dataset][0]}: {error}") from None
+        return json.dumps(values, sort_keys=True)
+
+    return settings
+
+
+def mask_inputs(wildcards):
+    """Files a masks job reads besides the frames: the user's masks folder or onnx model."""
+    source = dataset_source(wildcards)
+    values = json.loads(stage_settings("masks")(wildcards))
+    inputs = [values["masks"]] if "masks" in values else []
+    return inputs + ([source.onnx.model] if source.mask_method == "onnx" else [])
+
+
+def preprocessed_videos(wildcards):
+    """Every per-video output the gather of a videos dataset reads."""
+    work = f"data/{wildcards.dataset}/preprocess"
+    return [
+        f"{work}/{name}/{part}"
+        for name in dataset_videos(wildcards.dataset)
+        for part in ("frames", "masks.npz", "crop", "flow", "cameras.npz")
+    ]
 
 
 def synth_asset(wildcards):
@@ -188,6 +243,8 @@ def reanimation_video(dataset):
         return None
     if cfg.source.synthetic is not None:
         count = cfg.source.synthetic.num_videos
+    elif cfg.source.videos is not None:
+        count = len(dataset_videos(dataset))
     else:
         database = Path(database_root(dataset)) / "database" / "configs" / f"{cfg.source.collection or dataset}.config"
         count = database.read_text().count("[data_") if database.exists() else 0

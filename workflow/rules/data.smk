@@ -70,6 +70,119 @@ rule link_database:
         "lab4d link --root {params.root:q} --collection {params.collection} --out {output} {params.options} > {log} 2>&1"
 
 
+# Your own videos: five stages per video in data/{dataset}/preprocess/{video}/, then one gather into
+# lab4d's layout. Each stage's params are only the settings that decide its output (stage_settings), so a
+# new video preprocesses only itself and editing one video's prompt reruns only that video's masks onwards.
+rule preprocess_frames:
+    input:
+        video_path,
+    output:
+        directory("data/{dataset}/preprocess/{video}/frames"),
+    params:
+        config=dataset_config,
+        settings=stage_settings("frames"),
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/{video}/frames.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess frames --config {params.config} --out data/{wildcards.dataset} "
+        "--video {wildcards.video} > {log} 2>&1"
+
+
+rule preprocess_masks:
+    input:
+        "data/{dataset}/preprocess/{video}/frames",
+        mask_inputs,
+    output:
+        "data/{dataset}/preprocess/{video}/masks.npz",
+    params:
+        config=dataset_config,
+        settings=stage_settings("masks"),
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/{video}/masks.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess masks --config {params.config} --out data/{wildcards.dataset} "
+        "--video {wildcards.video} > {log} 2>&1"
+
+
+rule preprocess_crops:
+    input:
+        "data/{dataset}/preprocess/{video}/frames",
+        "data/{dataset}/preprocess/{video}/masks.npz",
+    output:
+        directory("data/{dataset}/preprocess/{video}/crop"),
+    params:
+        config=dataset_config,
+        settings=stage_settings("crops"),
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/{video}/crops.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess crops --config {params.config} --out data/{wildcards.dataset} "
+        "--video {wildcards.video} > {log} 2>&1"
+
+
+rule preprocess_flow:
+    input:
+        "data/{dataset}/preprocess/{video}/frames",
+        "data/{dataset}/preprocess/{video}/crop",
+    output:
+        directory("data/{dataset}/preprocess/{video}/flow"),
+    params:
+        config=dataset_config,
+        settings=stage_settings("flow"),
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/{video}/flow.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess flow --config {params.config} --out data/{wildcards.dataset} "
+        "--video {wildcards.video} > {log} 2>&1"
+
+
+rule preprocess_cameras:
+    input:
+        "data/{dataset}/preprocess/{video}/frames",
+        "data/{dataset}/preprocess/{video}/masks.npz",
+    output:
+        "data/{dataset}/preprocess/{video}/cameras.npz",
+    params:
+        config=dataset_config,
+        settings=stage_settings("cameras"),
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/{video}/cameras.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess cameras --config {params.config} --out data/{wildcards.dataset} "
+        "--video {wildcards.video} > {log} 2>&1"
+
+
+rule gather_videos:
+    input:
+        preprocessed_videos,
+    output:
+        "data/{dataset}/manifest.json",
+    params:
+        config=dataset_config,
+        code=code_version("preprocess"),
+    log:
+        "logs/preprocess/{dataset}/gather.log",
+    wildcard_constraints:
+        dataset=alternation(datasets_with_source("videos")),
+    shell:
+        "lab4d preprocess gather --config {params.config} --out data/{wildcards.dataset} > {log} 2>&1"
+
+
 rule preview:
     input:
         "data/{dataset}/manifest.json",

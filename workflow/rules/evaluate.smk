@@ -48,7 +48,9 @@ rule evaluate_without_ground_truth:
     benchmark:
         "logs/benchmarks/evaluate/{dataset}.tsv"
     wildcard_constraints:
-        dataset=alternation(datasets_with_source("path") + datasets_with_source("url")),
+        dataset=alternation(
+            datasets_with_source("path") + datasets_with_source("url") + datasets_with_source("videos")
+        ),
     threads: 2
     resources:
         mem_mb=8000,
