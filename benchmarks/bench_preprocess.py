@@ -1,6 +1,6 @@
 """Preprocessing own videos, measured against a synthetic dataset's exact arrays, then trained from its estimates.
 
-    python benchmarks/bench_preprocess.py [--dataset demo-quad] [--methods given track] [--no-train] [--json PATH]
+    python benchmarks/bench_preprocess.py [--dataset demo-quad] [--methods given track] [--train exact track] [--json PATH]
 
 The dataset (``config/datasets/<name>.yaml``, synthetic) is rendered with its arrays at 256 pixels into
 ``data/bench-preprocess/<name>-exact/``. Its raw JPEGs then go through ``lab4d preprocess`` as if they were a
@@ -207,7 +207,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="demo-quad", help="a synthetic dataset of config/datasets/")
     parser.add_argument("--methods", nargs="+", default=["given", "track"], choices=["given", "track"])
-    parser.add_argument("--no-train", action="store_true", help="measure the preprocessing only")
+    parser.add_argument(
+        "--train",
+        nargs="*",
+        choices=["exact", "given", "track"],
+        help="the runs to train (default: exact and every method; none: measure the preprocessing only)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training override")
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
@@ -232,9 +237,10 @@ def main() -> None:
             "root_pose_deg": root_pose_errors(estimate, exact),
         }
         print_preprocess(args.dataset, rows)
-    if not args.no_train:
-        runs = {"exact": exact_manifest} | {m: WORK / f"{args.dataset}-{m}" / "manifest.json" for m in args.methods}
-        for tag, manifest in runs.items():
+    runs = {"exact": exact_manifest} | {m: WORK / f"{args.dataset}-{m}" / "manifest.json" for m in args.methods}
+    chosen = ["exact", *args.methods] if args.train is None else args.train
+    for tag, manifest in runs.items():
+        if tag in chosen:
             rows.setdefault(tag, {})["training"] = train_and_score(
                 args.dataset, manifest, f"{args.dataset}-{tag}", args.set
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,8 +142,10 @@ def _preprocess(args: argparse.Namespace) -> None:
     else:
         if args.video is None:
             raise Lab4dError(f"preprocess {args.stage}: name the video with --video")
+        started = time.perf_counter()
         videos.run_stage(args.stage, source, args.video, args.out / "preprocess" / args.video)
-        print(f"{args.video}: {args.stage} done in {args.out / 'preprocess' / args.video}")
+        seconds = time.perf_counter() - started
+        print(f"{args.video}: {args.stage} done in {args.out / 'preprocess' / args.video} ({seconds:.1f} s)")
         return
     frames = ", ".join(map(str, manifest["num_frames"]))
     print(f"wrote {args.out}/database and manifest.json ({len(manifest['videos'])} videos of {frames} frames)")

@@ -24,7 +24,8 @@ def test_reference_masks_are_cropped_like_the_arrays_and_replace_the_dataset_mas
     reference = cropped_reference_masks(database, folders, "crop")
     for video, masks in zip(database.videos, reference):
         stored = np.asarray(video.array("mask")[..., 0])
-        assert masks.shape == stored.shape and (masks == stored).mean() > 0.98
+        # The synthesizer renders its crops directly; a raw mask cropped by nearest sampling differs at the edges.
+        assert masks.shape == stored.shape and (masks & stored).sum() / (masks | stored).sum() > 0.85
 
     own = evaluate_training_views(model, database, "crop", 16, 8, frames_per_video=2)
     same = evaluate_training_views(model, database, "crop", 16, 8, frames_per_video=2, reference_masks=reference)
