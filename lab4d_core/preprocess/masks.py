@@ -1,11 +1,11 @@
 """Object masks for a video: one interface, several segmenters, chosen by config.
 
 lab4d segments with Track-Anything (SAM + XMem), whose weights cannot be fetched here. The segmenters below
-need no download: the user's own masks (``given``), mediapipe's bundled people models (``mediapipe``), a box
-prompt tracked by optical flow and GrabCut (``track``), classical motion segmentation (``motion``) and any
-user-supplied ONNX model (``onnx``). Each returns lab4d's convention, an (N, H, W) int8 array with 1 for the
-object, 0 for the background and -1 on every pixel of a frame where the object was not found; the trainer
-then ignores that frame's mask. :func:`segment` is the one entry point.
+need no download: the user's own masks (``given``), mediapipe's bundled people models (``mediapipe``), box
+prompts on one or more frames tracked by optical flow and graph cuts (``track``), classical motion segmentation
+(``motion``) and any user-supplied ONNX model (``onnx``). Each returns lab4d's convention, an (N, H, W) int8
+array with 1 for the object, 0 for the background and -1 on every pixel of a frame where the object was not
+found; the trainer then ignores that frame's mask. :func:`segment` is the one entry point.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def segment(method: str, request: MaskRequest, progress=None) -> np.ndarray:
 _METHOD_HINTS = {
     "given": "its masks are all empty; check the mask folder (nonzero pixels are the object)",
     "mediapipe": "it finds people only; for other objects use the 'track' segmenter with a box prompt",
-    "track": "draw the prompt box tightly around the object, on a frame where it is clearly visible",
+    "track": "draw the prompt boxes tightly around the object, on frames where it is clearly visible",
     "motion": "the object may move too little; use the 'track' segmenter with a box prompt",
     "onnx": "check the model's preprocessing (onnx_size, onnx_mean, onnx_std), or use 'track' with a box prompt",
 }
@@ -293,10 +293,11 @@ MOTION_CLIP = 1.5
 clipped, clear colour evidence still carries an object's uniform (unchanging-looking) parts."""
 OBJECT_MOTION_WEIGHT = 0.5
 """Weight of the log-odds of "moves like the object" (how far a pixel's flow lies from the object's affine motion)
-against the colour log-odds. It is the one cue that tells a cat from a floor of its colours when the camera follows
-the cat (the background then moves and the object does not, which motion against the background misses). Weighed
-at 0.5 it lifted the cat's masks and every one-box clip tried (demo-quad 0.945/0.906 -> 0.947/0.910 mIoU,
-horsejump 0.816 -> 0.827); at 1 it helped the cat more and cost the quads."""
+against the colour log-odds. Where the camera moves around a slow object, the room's parallax swamps motion against
+the background (on the cat video it ranks cat above floor and wall less often than chance, AUC 0.40), while motion
+against the object separates them about as well as colour does (AUC 0.82, as colour) and errs elsewhere. At 0.5 it
+lifted every one-box clip tried (demo-quad 0.945/0.906 -> 0.947/0.910 mIoU, horsejump 0.816 -> 0.826) and the
+cat's masks; at 1 the cat gained little more and one quad lost 0.02."""
 OBJECT_MOTION_GAP = 2
 """A prompt frame's flow, for its motion against the object, goes to the frame this far on (or back, at the end)."""
 AREA_JUMP = 1.2
@@ -513,18 +514,20 @@ def _anchor(image, colours, motion, flow, box) -> np.ndarray:
 
     The box's middle (:data:`ANCHOR_CORE`) seeds the object's models and the frame outside the box the
     background's; graph-cut rounds then re-learn both from the current mask (colour, motion against the
-    background, and, given ``flow``, motion against the object, learned against a ring around the box). Such
+    background, and, given ``flow``, motion against the object, learned against the box's surroundings). Such
     histograms take in whatever background of the object's colours the box holds, and so does GrabCut, but the
     two err differently (histograms and motion, Gaussian mixtures of colour), so their intersection, grown back
-    by one more round, is the mask. Mean IoU of this against the previous worker's motion-seeded anchor, on every
-    other frame of each clip with its ground-truth box: demo-quad 0.888 -> 0.940 and 0.706 -> 0.894, horsejump
-    0.791 -> 0.794, 8 frames of the cat video 0.592 -> 0.745.
+    by one more round, is the mask. Mean IoU against the previous motion-seeded anchor (which fell back to GrabCut
+    alone), with each clip's ground-truth box on every other frame: demo-quad 0.890 -> 0.939 and 0.706 -> 0.909,
+    horsejump 0.791 -> 0.811; with hand-drawn boxes on 8 frames of the cat video, 0.588 -> 0.756.
     """
     x0, y0 = np.maximum(np.floor(box[:2]).astype(int), 0)
     x1, y1 = np.ceil(box[2:]).astype(int)
     roi = (slice(y0, y1), slice(x0, x1))
     inside = _inside(box, image.shape[:2])
-    ring = _inside(np.concatenate([box[:2] - (box[2:] - box[:2]) / 2, box[2:] + (box[2:] - box[:2]) / 2]), inside.shape)
+    half = (box[2:] - box[:2]) / 2
+    # Motion against the object must tell it from its surroundings: the far background moves otherwise again.
+    near = _inside(np.concatenate([box[:2] - half, box[2:] + half]), inside.shape)
     mask = np.zeros_like(inside)
     shrink_x, shrink_y = round(ANCHOR_CORE * (x1 - x0)), round(ANCHOR_CORE * (y1 - y0))
     mask[y0 + shrink_y : y1 - shrink_y, x0 + shrink_x : x1 - shrink_x] = True
@@ -537,7 +540,7 @@ def _anchor(image, colours, motion, flow, box) -> np.ndarray:
         logit += MOTION_WEIGHT * _clipped_log_ratio(motion, mask, background)[roi]
         object_motion = None if flow is None else _object_motion_codes(flow, mask)
         if object_motion is not None:
-            logit += OBJECT_MOTION_WEIGHT * _clipped_log_ratio(object_motion, mask, background & ring)[roi]
+            logit += OBJECT_MOTION_WEIGHT * _clipped_log_ratio(object_motion, mask, background & near)[roi]
         refined = np.zeros_like(mask)
         refined[roi] = _graph_cut(logit, image[roi].astype(np.float32), SMOOTHNESS)
         refined = clean_mask(refined)
