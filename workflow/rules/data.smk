@@ -86,6 +86,8 @@ rule preprocess_frames:
         "logs/preprocess/{dataset}/{video}/frames.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess frames --config {params.config} --out data/{wildcards.dataset} "
         "--video {wildcards.video} > {log} 2>&1"
@@ -105,6 +107,8 @@ rule preprocess_masks:
         "logs/preprocess/{dataset}/{video}/masks.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess masks --config {params.config} --out data/{wildcards.dataset} "
         "--video {wildcards.video} > {log} 2>&1"
@@ -124,6 +128,8 @@ rule preprocess_crops:
         "logs/preprocess/{dataset}/{video}/crops.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess crops --config {params.config} --out data/{wildcards.dataset} "
         "--video {wildcards.video} > {log} 2>&1"
@@ -143,6 +149,8 @@ rule preprocess_flow:
         "logs/preprocess/{dataset}/{video}/flow.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess flow --config {params.config} --out data/{wildcards.dataset} "
         "--video {wildcards.video} > {log} 2>&1"
@@ -162,6 +170,8 @@ rule preprocess_cameras:
         "logs/preprocess/{dataset}/{video}/cameras.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess cameras --config {params.config} --out data/{wildcards.dataset} "
         "--video {wildcards.video} > {log} 2>&1"
@@ -179,6 +189,8 @@ rule gather_videos:
         "logs/preprocess/{dataset}/gather.log",
     wildcard_constraints:
         dataset=alternation(datasets_with_source("videos")),
+    conda:
+        "../../environment.yml"
     shell:
         "lab4d preprocess gather --config {params.config} --out data/{wildcards.dataset} > {log} 2>&1"
 
