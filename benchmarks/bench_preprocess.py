@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_cameras import rotation_errors
 from scipy.spatial.transform import Rotation
 
 from lab4d_core.config import PromptConfig, SourceConfig, SynthConfig, from_dict, load_yaml, to_dict
@@ -151,10 +152,8 @@ def root_pose_errors(estimate: Database, exact: Database) -> tuple[float, float]
     errors = []
     for ours, truth in zip(estimate.videos, exact.videos):
         kept = np.asarray(ours.kept_ids)
-        learned, true = ours.camera("01-canonical")[:, :3, :3], truth.camera("01-canonical")[kept][:, :3, :3]
-        u, _, vt = np.linalg.svd(np.einsum("nji,njk->ik", true, learned))
-        fit = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-        errors.append(angles(true @ fit, learned))
+        start = ours.camera("01-canonical")[:, :3, :3]
+        errors.append(rotation_errors(start, truth.camera("01-canonical")[kept][:, :3, :3]))
     errors = np.concatenate(errors)
     return float(np.median(errors)), float(np.percentile(errors, 90))
 

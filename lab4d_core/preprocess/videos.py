@@ -301,11 +301,11 @@ def crops_stage(work: Path, train_res: int) -> None:
             np.save(folder / f"{key}.npy", value)
 
 
-def read_crops(work: Path, mmap: bool = True) -> dict[str, np.ndarray]:
+def read_crops(work: Path) -> dict[str, np.ndarray]:
     folder = work / "crop"
     if not folder.is_dir():
         raise Lab4dError(f"{folder} not found: run the crops stage first (lab4d preprocess crops)")
-    return {key: np.load(folder / f"{key}.npy", mmap_mode="r" if mmap else None) for key in CROP_FILES}
+    return {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in CROP_FILES}
 
 
 def flow_stage(work: Path, train_res: int) -> None:
