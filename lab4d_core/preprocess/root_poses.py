@@ -101,13 +101,12 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
                 stacklevel=2,
             )
         return RootPoseInit(poses, "01-canonical", pairs, estimated=contradicted)
-    translations = translations_from_masks(video, prefix, crop2raw)
     background = video.camera("00")
     if background is None:
         background = video.camera("00-canonical")
     if background is not None:
         rotations = rotations_from_background(np.asarray(background, np.float64)[:, :3, :3])
-        return RootPoseInit(_poses(rotations, translations), "00", pairs)
+        return RootPoseInit(_poses(rotations, translations_from_masks(video, prefix, crop2raw, rotations)), "00", pairs)
     if pairs is not None:
         warnings.warn(
             f"{video.seqname}: no root poses (Cameras/01-canonical.npy) nor background cameras (Cameras/00.npy): "
@@ -115,13 +114,17 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
             "(give the video root poses, or background cameras, for a better start)",
             stacklevel=2,
         )
-        return RootPoseInit(_poses(upright(chained(pairs)), translations), "flow", pairs)
+        rotations = upright(chained(pairs))
+        return RootPoseInit(
+            _poses(rotations, translations_from_masks(video, prefix, crop2raw, rotations)), "flow", pairs
+        )
     warnings.warn(
         f"{video.seqname}: no root poses (Cameras/01-canonical.npy), background cameras (Cameras/00.npy) or depth "
         "maps: every frame starts facing the camera; expect a poor reconstruction unless the object barely turns",
         stacklevel=2,
     )
-    return RootPoseInit(_poses(np.tile(np.eye(3), (video.num_frames, 1, 1)), translations), "none")
+    rotations = np.tile(np.eye(3), (video.num_frames, 1, 1))
+    return RootPoseInit(_poses(rotations, translations_from_masks(video, prefix, crop2raw)), "none")
 
 
 def _poses(rotations: np.ndarray, translations: np.ndarray) -> np.ndarray:
@@ -137,13 +140,12 @@ def array_intrinsics(ks: np.ndarray, crop2raw: np.ndarray) -> np.ndarray:
     return np.concatenate([ks[None, :2] / scale, (ks[None, 2:] - offset) / scale], axis=-1)
 
 
-def translations_from_masks(video: Video, prefix: str, crop2raw: np.ndarray) -> np.ndarray:
+def translations_from_masks(
+    video: Video, prefix: str, crop2raw: np.ndarray, rotations: np.ndarray | None = None
+) -> np.ndarray:
     """(N, 3) the object's centre on the ray through its mask's centroid, at the median depth of its pixels
-    where the video has depth maps, else at lab4d's depth ``f / sqrt(area)`` (about a unit of size away per unit
-    of focal length), clipped to [0.5, 50].
-
-    The depth maps keep one scale across frames and videos; the mask area does not: an animal seen end-on
-    covers half the pixels it covers from the side, and would be placed 1.4 times as far."""
+    where the video has depth maps, else at the depth its silhouettes imply (:func:`silhouette_depths`, given the
+    root rotations (N, 3, 3) where known), clipped to [0.5, 50]."""
     masks = np.asarray(video.array("mask", prefix)[..., 0])
     count = len(masks)
     area = masks.reshape(count, -1).sum(1).astype(np.float64)
@@ -152,7 +154,7 @@ def translations_from_masks(video: Video, prefix: str, crop2raw: np.ndarray) -> 
     sums = np.stack([(masks * xs).reshape(count, -1).sum(1), (masks * ys).reshape(count, -1).sum(1)], -1)
     centroid = sums / weight[:, None]
     fx, fy, cx, cy = array_intrinsics(np.asarray(video.ks, np.float64), crop2raw).T
-    depth = np.clip(fx / np.sqrt(weight / np.pi), 0.5, 50.0)
+    depth = silhouette_depths(masks, fx, fy, rotations)
     if video.has("depth", prefix):
         maps = np.asarray(video.array("depth", prefix), dtype=np.float64)
         for t in range(count):
@@ -160,6 +162,75 @@ def translations_from_masks(video: Video, prefix: str, crop2raw: np.ndarray) -> 
             if len(values):
                 depth[t] = np.median(values)
     return np.stack([(centroid[:, 0] - cx) / fx * depth, (centroid[:, 1] - cy) / fy * depth, depth], -1)
+
+
+SILHOUETTE_MOMENTS = ((0, 0), (0, 1), (1, 1))
+"""The image covariance entries (x x, x y, y y) a silhouette's second moments give."""
+_SYMMETRIC_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+def silhouette_depths(
+    masks: np.ndarray, fx: np.ndarray, fy: np.ndarray, rotations: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) the object's depth in each frame, from its masks (N, H, W) in arrays of focal lengths ``fx``, ``fy``
+    (N,) (crops are anisotropic), in units of about the object's radius, clipped to [0.5, 50].
+
+    lab4d puts the object at ``f / sqrt(area)``: but an animal seen end-on covers half the pixels it covers from
+    the side, so the depth swings with the view while the camera stands still (demo-quad's orbit: 1.45 times
+    between nearest and farthest, against the truth). Given the root rotations, one ellipsoid is fitted to every
+    frame's silhouette instead: each frame's image covariance (in focal units) is the ellipsoid's covariance
+    turned by its rotation, projected, and scaled by 1 / depth^2 (weak perspective), each frame weighing alike
+    (1.25 times on the orbit). The overall
+    scale, which masks cannot tell, stays lab4d's (median depth). Frames without a mask take their
+    neighbours' depth."""
+    count = len(masks)
+    moments, found = np.zeros((count, 3)), np.zeros(count, dtype=bool)
+    area = np.zeros(count)
+    for t, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 10:
+            continue
+        points = np.stack([xs / fx[t], ys / fy[t]])
+        covariance = np.cov(points)
+        moments[t] = [covariance[i, j] for i, j in SILHOUETTE_MOMENTS]
+        area[t], found[t] = len(xs) / (fx[t] * fy[t]), True
+    if not found.any():
+        return np.full(count, 50.0)
+    # A disc of the object's area at this depth has unit radius.
+    depth = 1.0 / np.sqrt(area[found] / np.pi)
+    if rotations is not None and found.sum() >= 3:
+        depth = _ellipsoid_depths(moments[found], rotations[found], depth)
+    log_depth = np.interp(np.arange(count), np.flatnonzero(found), np.log(depth))
+    return np.clip(np.exp(log_depth), 0.5, 50.0)
+
+
+def _ellipsoid_depths(moments: np.ndarray, rotations: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Depths (N,) such that ``moments`` (N, 3) times depth^2 is one ellipsoid's covariance turned by ``rotations``
+    (N, 3, 3) and projected; the median depth kept at ``start``'s.
+
+    Both unknowns enter linearly (moments_t * depth_t^2 = design_t @ ellipsoid), so the ellipsoid is eliminated
+    (the residual is projected off its design's span) and the depths are the least singular vector of what is
+    left: no iterations, nor a start to fall into a wrong valley from."""
+    basis = np.zeros((len(_SYMMETRIC_ENTRIES), 3, 3))
+    for p, (row, col) in enumerate(_SYMMETRIC_ENTRIES):
+        basis[p, row, col] = basis[p, col, row] = 1.0
+    turned = np.einsum("nik,pkl,njl->npij", rotations, basis, rotations)
+    # The off-diagonal entry counts twice in a covariance's Frobenius norm.
+    weight = np.array([1.0, np.sqrt(2.0), 1.0])
+    design = np.stack([turned[:, :, i, j] for i, j in SILHOUETTE_MOMENTS], axis=1) * weight[:, None]
+    weighted = moments * weight
+    size = np.linalg.norm(weighted, axis=1)
+    # Unit moments make every frame weigh alike; the unknown is then depth^2 * size, about the same in all.
+    count = len(moments)
+    stacked = np.zeros((count, 3, count))
+    stacked[np.arange(count), :, np.arange(count)] = weighted / size[:, None]
+    stacked, design = stacked.reshape(3 * count, count), design.reshape(3 * count, -1)
+    u, singular, _ = np.linalg.svd(design, full_matrices=False)
+    span = u[:, singular > 1e-9 * singular.max()]
+    unknown = np.linalg.svd(stacked - span @ (span.T @ stacked))[2][-1]
+    unknown = unknown * np.sign(unknown.sum())
+    depth = np.sqrt(np.maximum(unknown, 1e-6 * unknown.max()) / size)
+    return depth * np.median(start) / np.median(depth)
 
 
 def rotations_from_background(world2cam: np.ndarray) -> np.ndarray:

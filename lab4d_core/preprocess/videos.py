@@ -429,7 +429,7 @@ def _write_root_poses(video: Video, work: Path) -> None:
     if manual is not None:
         poses = np.tile(np.eye(4), (video.num_frames, 1, 1))
         poses[:, :3, :3] = manual
-        poses[:, :3, 3] = translations_from_masks(video, "crop", crop2raw)
+        poses[:, :3, 3] = translations_from_masks(video, "crop", crop2raw, manual)
         origin = "manual"
     else:
         poses, origin = initial_root_poses(video, "crop", crop2raw).poses, "00"

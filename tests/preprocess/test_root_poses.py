@@ -17,6 +17,7 @@ from lab4d_core.preprocess.root_poses import (
     heading_offset,
     normalised_silhouettes,
     rotations_from_background,
+    silhouette_depths,
 )
 from lab4d_core.preprocess.scene import SceneInfo
 
@@ -126,3 +127,54 @@ def test_given_root_poses_are_trusted_unless_the_flow_contradicts_them(tiny_quad
     with pytest.warns(UserWarning, match="turn unlike the optical flow"):
         scene = SceneInfo.from_database(read_manifest(wobbly).database(), "crop")
     assert scene.root_pose_estimated == [False, True]
+
+
+def _ellipsoid_masks(rotations, depths, focals, size=96):
+    """Silhouettes (N, size, size) of an ellipsoid 1 x 0.4 x 0.3 long (weak perspective), turned by ``rotations``,
+    at ``depths``, in arrays of focal lengths ``focals`` (N, 2) (anisotropic, as crops are)."""
+    shape = np.diag([1.0, 0.4, 0.3]) ** 2
+    ys, xs = np.mgrid[:size, :size] - (size - 1) / 2
+    masks = []
+    for rotation, depth, (fx, fy) in zip(rotations, depths, focals):
+        image = (rotation @ shape @ rotation.T)[:2, :2] / depth**2
+        points = np.stack([xs / fx, ys / fy], -1)
+        masks.append(np.einsum("hwi,ij,hwj->hw", points, np.linalg.inv(image), points) <= 1.0)
+    return np.stack(masks)
+
+
+def test_silhouettes_of_a_turning_object_give_its_depths_once_its_rotations_are_known():
+    """An elongated object seen from the side, then end-on (a camera orbiting at one distance, then coming
+    closer): its mask's area alone swings the depth with the view; one ellipsoid fitted through the known
+    rotations keeps the true depths up to one scale."""
+    count = 24
+    rotations = Rotation.from_euler("yx", np.stack([np.linspace(0, np.pi, count), np.full(count, 0.4)], -1))
+    rotations = rotations.as_matrix()
+    depths = np.concatenate([np.full(12, 4.0), np.linspace(4.0, 3.0, 12)])
+    focals = np.stack([np.linspace(60, 90, count), np.linspace(80, 50, count)], -1)
+    masks = _ellipsoid_masks(rotations, depths, focals)
+    assert masks.sum((1, 2)).min() > 100 and not masks[:, 0].any() and not masks[:, :, 0].any()
+
+    def spread(estimate):
+        return float(np.log(estimate / depths).std())
+
+    assert spread(silhouette_depths(masks, focals[:, 0], focals[:, 1])) > 0.15
+    assert spread(silhouette_depths(masks, focals[:, 0], focals[:, 1], rotations)) < 0.02
+    # Crops stretched unequally in x and y do not change what the area says.
+    square = _ellipsoid_masks(rotations, depths, np.full((count, 2), 70.0))
+    stretched, isotropic = (
+        silhouette_depths(m, f[:, 0], f[:, 1]) for m, f in ((masks, focals), (square, np.full((count, 2), 70.0)))
+    )
+    assert np.abs(np.log(stretched / isotropic)).max() < 0.03
+
+
+def test_a_frame_without_a_mask_takes_its_neighbours_depth():
+    count = 9
+    rotations = Rotation.from_euler("y", np.linspace(0, 1.0, count)[:, None]).as_matrix()
+    depths = np.linspace(3.0, 5.0, count)
+    focals = np.full((count, 2), 150.0)
+    masks = _ellipsoid_masks(rotations, depths, focals, size=160)
+    masks[4] = False
+    found = silhouette_depths(masks, focals[:, 0], focals[:, 1], rotations)
+    assert np.isfinite(found).all()
+    assert found[4] == pytest.approx(np.sqrt(found[3] * found[5]))
+    assert np.abs(np.log(found / depths) - np.log(found[0] / depths[0])).max() < 0.03
