@@ -16,6 +16,7 @@ when complete, so an interrupted stage leaves nothing that a rerun would take as
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -413,6 +414,8 @@ def gather(source: SourceConfig, collection: str, works: dict[str, Path], out: P
         "ground_truth": False,
         "source": {"videos": {name: str(work) for name, work in works.items()}, **_source_summary(source)},
         "lab4d_core": __version__,
+        # A rebuilt dataset must not resume a model trained on the old one (training keys runs by the manifest).
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest

@@ -15,7 +15,7 @@ from lab4d_core.data.manifest import read_manifest
 from lab4d_core.errors import Lab4dError
 from lab4d_core.preprocess.crop import crop_image
 from lab4d_core.preprocess.root_poses import initial_root_poses
-from lab4d_core.preprocess.videos import find_videos, preprocess, run_stage, stage_settings
+from lab4d_core.preprocess.videos import find_videos, gather, preprocess, run_stage, stage_settings
 from tests.preprocess.footage import moving_disc, write_masks, write_mp4
 
 
@@ -92,6 +92,15 @@ def test_given_masks_preprocess_into_lab4d_layout(footage, tmp_path):
     assert video.camera("00") is not None and video.camera_notes() == {"estimated": True, "source": "00"}
     init = initial_root_poses(video, "crop", crop2raw)
     assert init.source == "00" and init.estimated
+    # Gathered again, the dataset is a new one: training must not resume a model of the old one.
+    first = read_manifest(tmp_path / "mine" / "manifest.json").digest
+    gather(
+        source,
+        "mine",
+        {name: tmp_path / "mine" / "preprocess" / name for name in find_videos(source)},
+        tmp_path / "mine",
+    )
+    assert read_manifest(tmp_path / "mine" / "manifest.json").digest != first
 
 
 def _left_nothing(work, *names):
