@@ -6,7 +6,7 @@ In order of what the data has (lab4d's ``Cameras/`` files):
    truth in synthetic data), used as it is.
 2. ``00.npy`` (or ``00-canonical.npy``): background cameras (world -> camera). The object is given one
    orientation in the world, upright on the vertical the cameras imply (people hold cameras level) and
-   facing the first camera; its translation comes from its mask (lab4d: depth ``f / sqrt(area)``).
+   facing the first camera; its translation comes from its masks (:func:`silhouette_depths`).
 3. Neither: rotations chained from frame to frame by a robust rigid fit of the object's pixels, carried by
    the optical flow and lifted by the depth maps, then made upright the same way; without depth maps,
    the identity. Both with a warning, since the trainer then has the most to recover.

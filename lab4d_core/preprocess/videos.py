@@ -415,7 +415,7 @@ def gather(source: SourceConfig, collection: str, works: dict[str, Path], out: P
         "source": {"videos": {name: str(work) for name, work in works.items()}, **_source_summary(source)},
         "lab4d_core": __version__,
         # A rebuilt dataset must not resume a model trained on the old one (training keys runs by the manifest).
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
