@@ -15,7 +15,14 @@ from lab4d_core.data.manifest import read_manifest
 from lab4d_core.errors import Lab4dError
 from lab4d_core.preprocess.crop import crop_image
 from lab4d_core.preprocess.root_poses import initial_root_poses
-from lab4d_core.preprocess.videos import find_videos, gather, preprocess, run_stage, stage_settings
+from lab4d_core.preprocess.videos import (
+    find_videos,
+    gather,
+    preprocess,
+    run_stage,
+    stage_settings,
+    tracking_frames,
+)
 from tests.preprocess.footage import moving_disc, write_masks, write_mp4
 
 
@@ -159,3 +166,10 @@ def test_an_object_never_found_is_named_and_the_cli_exits_2(footage, tmp_path, c
     message = capsys.readouterr().err
     assert "disc" in message and "error" in message and "Traceback" not in message
     assert _left_nothing(out / "preprocess" / "disc", "masks.npz")
+
+
+def test_track_follows_the_object_through_the_frames_between_kept_ones():
+    # Short gaps are walked frame by frame; a long one (a still stretch the frame filter dropped) in at most 3 steps
+    # between; a prompt on a dropped frame is tracked from that very frame.
+    frames = tracking_frames(np.array([0, 2, 5, 40]), prompted=[3], steps_between=3)
+    assert list(frames) == [0, 1, 2, 3, 4, 5, 14, 22, 31, 40]
