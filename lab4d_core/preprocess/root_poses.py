@@ -180,9 +180,8 @@ def silhouette_depths(
     between nearest and farthest, against the truth). Given the root rotations, one ellipsoid is fitted to every
     frame's silhouette instead: each frame's image covariance (in focal units) is the ellipsoid's covariance
     turned by its rotation, projected, and scaled by 1 / depth^2 (weak perspective), each frame weighing alike
-    (1.25 times on the orbit). The overall
-    scale, which masks cannot tell, stays lab4d's (median depth). Frames without a mask take their
-    neighbours' depth."""
+    (1.25 times on the orbit). The overall scale, which masks cannot tell, stays lab4d's (median depth). Frames
+    without a mask take their neighbours' depth."""
     count = len(masks)
     moments, found = np.zeros((count, 3)), np.zeros(count, dtype=bool)
     area = np.zeros(count)

@@ -218,17 +218,29 @@ prompt box drawn on a dropped frame is used on that frame. Masks of the kept fra
 0.713 -> 0.766 against the DAVIS masks."""
 
 
-def tracking_frames(kept: np.ndarray, prompted: list[int], steps_between: int = TRACK_STEPS_BETWEEN) -> np.ndarray:
+TRACK_MOST_FRAMES = 1000
+"""At most this many frames go to the ``track`` segmenter (it holds them at full resolution): fewer frames between
+kept ones where a long video would pass it (500 kept 1080p frames alone are 3 GB)."""
+
+
+def tracking_frames(
+    kept: np.ndarray, prompted: list[int], steps_between: int = TRACK_STEPS_BETWEEN, most: int = TRACK_MOST_FRAMES
+) -> np.ndarray:
     """Raw ids the ``track`` segmenter runs through: the kept frames, the frames with a prompt box, and up to
-    ``steps_between`` evenly spaced frames in each gap between consecutive ones (all of a short gap's)."""
+    ``steps_between`` evenly spaced frames in each gap between consecutive ones (all of a short gap's), fewer
+    where that would make more than ``most`` frames."""
     anchors = np.unique(np.concatenate([np.asarray(kept, int), np.asarray(prompted, int)]))
-    chosen = [anchors]
-    for a, b in zip(anchors, anchors[1:]):
-        inside = np.arange(a + 1, b)
-        if len(inside) > steps_between:
-            inside = np.unique(np.linspace(a, b, steps_between + 2).round().astype(int)[1:-1])
-        chosen.append(inside)
-    return np.unique(np.concatenate(chosen))
+    for steps in range(steps_between, -1, -1):
+        chosen = [anchors]
+        for a, b in zip(anchors, anchors[1:]):
+            inside = np.arange(a + 1, b)
+            if len(inside) > steps:
+                inside = np.unique(np.linspace(a, b, steps + 2).round().astype(int)[1:-1])
+            chosen.append(inside)
+        frames = np.unique(np.concatenate(chosen))
+        if len(frames) <= most:
+            break
+    return frames
 
 
 def masks_stage(source: SourceConfig, name: str, work: Path) -> np.ndarray:

@@ -173,3 +173,7 @@ def test_track_follows_the_object_through_the_frames_between_kept_ones():
     # between; a prompt on a dropped frame is tracked from that very frame.
     frames = tracking_frames(np.array([0, 2, 5, 40]), prompted=[3], steps_between=3)
     assert list(frames) == [0, 1, 2, 3, 4, 5, 14, 22, 31, 40]
+    # A long video takes fewer frames between kept ones, down to the kept and prompted frames alone.
+    kept = np.array([0, 2, 5, 40])
+    assert list(tracking_frames(kept, prompted=[3], steps_between=3, most=8)) == [0, 1, 2, 3, 4, 5, 22, 40]
+    assert list(tracking_frames(kept, prompted=[3], steps_between=3, most=2)) == [0, 2, 3, 5, 40]
