@@ -391,8 +391,13 @@ def cameras_stage(source: SourceConfig, name: str, work: Path) -> None:
     if keyframes:
         kept = np.asarray(info.kept)
         frames_of = [int(np.abs(kept - (k.frame - info.skipped)).argmin()) for k in keyframes]
+        # The keyframe's video was used to pick it; the rotations take only the keyframe's own keys.
         cameras["manual"] = manual_root_rotations(
-            [{**to_dict(k), "frame": f} for k, f in zip(keyframes, frames_of)], len(kept)
+            [
+                {"azimuth": k.azimuth, "elevation": k.elevation, "roll": k.roll, "frame": f}
+                for k, f in zip(keyframes, frames_of)
+            ],
+            len(kept),
         )
     atomic_write(work / "cameras.npz", lambda f: np.savez(f, **cameras))
 

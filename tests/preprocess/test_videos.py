@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 
 from lab4d_core.cli import main
-from lab4d_core.config import PromptConfig, SourceConfig
+from lab4d_core.config import ManualCameraConfig, PromptConfig, SourceConfig
 from lab4d_core.data.database import Database
 from lab4d_core.data.manifest import read_manifest
 from lab4d_core.errors import Lab4dError
+from lab4d_core.preprocess.cameras import view_rotation
 from lab4d_core.preprocess.crop import crop_image
 from lab4d_core.preprocess.root_poses import initial_root_poses
 from lab4d_core.preprocess.videos import (
@@ -108,6 +109,22 @@ def test_given_masks_preprocess_into_lab4d_layout(footage, tmp_path):
         tmp_path / "mine",
     )
     assert read_manifest(tmp_path / "mine" / "manifest.json").digest != first
+
+
+def test_manual_camera_keyframes_of_a_dataset_yaml_become_root_rotations(footage, tmp_path):
+    root, _ = footage
+    keyframes = [
+        ManualCameraConfig(video="disc", frame=0, azimuth=30.0, elevation=20.0),
+        ManualCameraConfig(video="other", frame=0, azimuth=-50.0),
+    ]
+    source = videos_source(root, masks=str(root / "masks"), cameras=keyframes)
+    work = tmp_path / "work"
+    for stage in ("frames", "masks", "cameras"):
+        run_stage(stage, source, "disc", work)
+    with np.load(work / "cameras.npz") as cameras:
+        manual = cameras["manual"]
+    # One keyframe for this video (the other video's is not its): every kept frame holds its view.
+    assert np.abs(manual - view_rotation(30.0, 20.0)).max() < 1e-6
 
 
 def _left_nothing(work, *names):
