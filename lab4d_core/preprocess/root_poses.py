@@ -4,9 +4,10 @@ In order of what the data has (lab4d's ``Cameras/`` files):
 
 1. ``01-canonical.npy``: a root pose per frame (a viewpoint network's estimate in lab4d's downloads, the
    truth in synthetic data), used as it is.
-2. ``00.npy`` (or ``00-canonical.npy``): background cameras (world -> camera). The object is given one
-   orientation in the world, upright on the vertical the cameras imply (people hold cameras level) and
-   facing the first camera; its translation comes from its masks (:func:`silhouette_depths`).
+2. ``00.npy`` (or ``00-canonical.npy``): background cameras (world -> camera). The object stands upright on
+   the vertical the cameras imply (people hold cameras level), facing the first camera at first, and turns
+   about that vertical as its silhouettes say (:func:`silhouette_headings`: an animal turns while the camera
+   moves); its translation comes from its masks (:func:`silhouette_depths`).
 3. Neither: rotations chained from frame to frame by a robust rigid fit of the object's pixels, carried by
    the optical flow and lifted by the depth maps, then made upright the same way; without depth maps,
    the identity. Both with a warning, since the trainer then has the most to recover.
@@ -106,6 +107,9 @@ def initial_root_poses(video: Video, prefix: str, crop2raw: np.ndarray) -> RootP
         background = video.camera("00-canonical")
     if background is not None:
         rotations = rotations_from_background(np.asarray(background, np.float64)[:, :3, :3])
+        masks = np.asarray(video.array("mask", prefix)[..., 0])
+        fx, fy = array_intrinsics(np.asarray(video.ks, np.float64), crop2raw)[:, :2].T
+        rotations = rotations @ _turns_about_y(silhouette_headings(masks, fx, fy, rotations))
         return RootPoseInit(_poses(rotations, translations_from_masks(video, prefix, crop2raw, rotations)), "00", pairs)
     if pairs is not None:
         warnings.warn(
@@ -183,24 +187,168 @@ def silhouette_depths(
     (1.25 times on the orbit). The overall scale, which masks cannot tell, stays lab4d's (median depth). Frames
     without a mask take their neighbours' depth."""
     count = len(masks)
-    moments, found = np.zeros((count, 3)), np.zeros(count, dtype=bool)
-    area = np.zeros(count)
-    for t, mask in enumerate(masks):
-        ys, xs = np.nonzero(mask)
-        if len(xs) < 10:
-            continue
-        points = np.stack([xs / fx[t], ys / fy[t]])
-        covariance = np.cov(points)
-        moments[t] = [covariance[i, j] for i, j in SILHOUETTE_MOMENTS]
-        area[t], found[t] = len(xs) / (fx[t] * fy[t]), True
+    moments, area, found = _silhouette_moments(masks, fx, fy)
     if not found.any():
         return np.full(count, 50.0)
-    # A disc of the object's area at this depth has unit radius.
-    depth = 1.0 / np.sqrt(area[found] / np.pi)
+    depth = _area_depths(area[found])
     if rotations is not None and found.sum() >= 3:
         depth = _ellipsoid_depths(moments[found], rotations[found], depth)
     log_depth = np.interp(np.arange(count), np.flatnonzero(found), np.log(depth))
     return np.clip(np.exp(log_depth), 0.5, 50.0)
+
+
+def _silhouette_moments(masks: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each mask's image covariance (N, 3: :data:`SILHOUETTE_MOMENTS`) and area (N,), in focal units, and
+    whether it has enough pixels to tell (N,)."""
+    count = len(masks)
+    moments, area, found = np.zeros((count, 3)), np.zeros(count), np.zeros(count, dtype=bool)
+    for t, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 10:
+            continue
+        covariance = np.cov(np.stack([xs / fx[t], ys / fy[t]]))
+        moments[t] = [covariance[i, j] for i, j in SILHOUETTE_MOMENTS]
+        area[t], found[t] = len(xs) / (fx[t] * fy[t]), True
+    return moments, area, found
+
+
+def _area_depths(area: np.ndarray) -> np.ndarray:
+    """lab4d's depth from the area: a disc of the object's area at this depth has unit radius."""
+    return 1.0 / np.sqrt(area / np.pi)
+
+
+HEADING_BINS = 72
+"""Headings are searched on a grid of this many (every 5 degrees): a start for training, which refines them."""
+HEADING_SMOOTHNESS = 1.0
+"""Cost of a turn between consecutive frames, per radian squared, against a silhouette misfit of at most 4 (the
+squared distance of unit moment vectors): a turn of 10 degrees costs 0.03, one of 180 degrees 9."""
+HEADING_ELONGATION = 4.0
+"""Variance ratio (length to width and height) of the ellipsoids the heading search starts from: an animal
+about twice as long as it is wide."""
+HEADING_STARTS = 12
+"""Directions (every 180 / this degrees) of the starting ellipsoid's long axis; a round start is tried too."""
+HEADING_MIN_ELONGATION = 3.0
+"""Headings are kept only for a body whose fitted ellipsoid is at least this variance ratio longer than wide
+(length 1.7 times the width) and longer than tall. Measured: quadrupeds 7-30, people 1.2-1.7 (upright people
+are taller than long, and their silhouettes flipped the heading by 180 degrees)."""
+HEADING_ROUNDS = 4
+"""Alternations of fitting the ellipsoid to the headings and the headings to the ellipsoid."""
+
+
+def silhouette_headings(masks: np.ndarray, fx: np.ndarray, fy: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """(N,) radians the object turns about its vertical (its y axis: ``rotations @ turn_about_y(heading)``) in
+    each frame, from its masks (N, H, W) in arrays of focal lengths ``fx``, ``fy`` (N,), given object -> camera
+    rotations (N, 3, 3) of an object that stands still in the world, upright (background cameras).
+
+    Background cameras say how the camera moved, not how the animal turned meanwhile: demo-quad's quadruped
+    turning 180 degrees in 48 frames starts 37 degrees off (median) from them alone, and training from there
+    collapses. Each frame's silhouette is taken as an ellipsoid's (as :func:`silhouette_depths`), turned by an
+    unknown heading: headings on a grid, the best sequence by dynamic programming (silhouette misfit plus
+    :data:`HEADING_SMOOTHNESS` per turn; frame 0 keeps heading 0, the canonical frame's choice), alternated
+    with refitting the ellipsoid, from several starting ellipsoids; the cheapest sequence wins. An object whose
+    silhouettes the cameras' motion already explains keeps headings near 0, as does a body not elongated
+    horizontally (:data:`HEADING_MIN_ELONGATION`), whose silhouettes do not tell which way it faces. Turns are told up to the symmetry
+    of an ellipsoid (a heading and its opposite look alike); smoothness picks the continuous one, so an animal
+    turning faster than the frames sample it is not followed. Frames without a mask take their neighbours'."""
+    count = len(masks)
+    moments, area, found = _silhouette_moments(masks, fx, fy)
+    headings = np.zeros(count)
+    if found.sum() < 3:
+        return headings
+    moments, turned, depth = moments[found], rotations[found], _area_depths(area[found])
+    grid = np.linspace(-np.pi, np.pi, HEADING_BINS, endpoint=False)
+    turns = _turns_about_y(grid)
+    target = moments * _MOMENT_WEIGHT
+    target /= np.linalg.norm(target, axis=1, keepdims=True)
+
+    def misfit(ellipsoid: np.ndarray) -> np.ndarray:
+        """(frames, bins) squared distance of each frame's unit moments from the turned ellipsoid's."""
+        costs = np.zeros((len(moments), HEADING_BINS))
+        for b, turn in enumerate(turns):
+            predicted = _projected_moments(turned @ turn, ellipsoid)
+            predicted /= np.maximum(np.linalg.norm(predicted, axis=1, keepdims=True), 1e-12)
+            costs[:, b] = ((predicted - target) ** 2).sum(1)
+        return costs
+
+    starts = [None] + [_turns_about_y(np.array([np.pi * k / HEADING_STARTS]))[0] for k in range(HEADING_STARTS)]
+    best_cost, best = np.inf, np.zeros(len(moments))
+    for start in starts:
+        chosen = np.zeros(len(moments))
+        ellipsoid = None if start is None else start @ np.diag([1.0, 1.0, HEADING_ELONGATION]) @ start.T
+        for round_ in range(HEADING_ROUNDS):
+            if ellipsoid is None or round_ > 0:
+                current = turned @ _turns_about_y(chosen)
+                ellipsoid = _fit_ellipsoid(moments, current, _ellipsoid_depths(moments, current, depth))
+            path, cost = _cheapest_path(misfit(ellipsoid), grid)
+            chosen = grid[path]
+        if cost < best_cost:
+            best_cost, best = cost, chosen
+    current = turned @ _turns_about_y(best)
+    if not _elongated(_fit_ellipsoid(moments, current, _ellipsoid_depths(moments, current, depth))):
+        return headings
+    return np.interp(np.arange(count), np.flatnonzero(found), np.unwrap(best))
+
+
+def _elongated(ellipsoid: np.ndarray) -> bool:
+    """Whether an ellipsoid covariance (y vertical) is a real ellipsoid longer along one horizontal direction than
+    along the other by :data:`HEADING_MIN_ELONGATION` and than it is tall: a body whose silhouettes tell its
+    heading (an animal's, not an upright person's)."""
+    horizontal = np.linalg.eigvalsh(ellipsoid[np.ix_([0, 2], [0, 2])])
+    if horizontal[0] <= 0 or ellipsoid[1, 1] <= 0:
+        return False
+    return horizontal[1] >= HEADING_MIN_ELONGATION * horizontal[0] and horizontal[1] > ellipsoid[1, 1]
+
+
+def _turns_about_y(angles: np.ndarray) -> np.ndarray:
+    angles = np.asarray(angles, np.float64)
+    return so3_exp(np.stack([np.zeros_like(angles), angles, np.zeros_like(angles)], -1))
+
+
+def _cheapest_path(costs: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
+    """The bin per frame (frame 0 at angle 0) minimising ``costs`` (frames, bins) plus the turns' cost (Viterbi)."""
+    step = np.angle(np.exp(1j * (grid[:, None] - grid[None, :])))
+    transition = HEADING_SMOOTHNESS * step**2
+    total = np.full(len(grid), np.inf)
+    start = int(np.argmin(np.abs(grid)))
+    total[start] = costs[0, start]
+    back = np.zeros(costs.shape, dtype=int)
+    for t in range(1, len(costs)):
+        options = total[None, :] + transition
+        back[t] = options.argmin(1)
+        total = options.min(1) + costs[t]
+    path = np.zeros(len(costs), dtype=int)
+    path[-1] = int(total.argmin())
+    for t in range(len(costs) - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path, float(total.min())
+
+
+_MOMENT_WEIGHT = np.array([1.0, np.sqrt(2.0), 1.0])
+"""The off-diagonal entry counts twice in a covariance's Frobenius norm."""
+
+
+def _symmetric_basis() -> np.ndarray:
+    basis = np.zeros((len(_SYMMETRIC_ENTRIES), 3, 3))
+    for p, (row, col) in enumerate(_SYMMETRIC_ENTRIES):
+        basis[p, row, col] = basis[p, col, row] = 1.0
+    return basis
+
+
+def _projected_moments(rotations: np.ndarray, ellipsoid: np.ndarray) -> np.ndarray:
+    """(N, 3) weighted image moments of an ellipsoid covariance (3, 3) turned by ``rotations``, at unit depth."""
+    turned = np.einsum("nik,kl,njl->nij", rotations, ellipsoid, rotations)
+    return np.stack([turned[:, i, j] for i, j in SILHOUETTE_MOMENTS], -1) * _MOMENT_WEIGHT
+
+
+def _fit_ellipsoid(moments: np.ndarray, rotations: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The ellipsoid covariance (3, 3) whose turned projections best match ``moments`` (N, 3) times depth^2,
+    every frame weighing alike."""
+    basis = _symmetric_basis()
+    design = np.stack([_projected_moments(rotations, b) for b in basis], -1)
+    target = moments * _MOMENT_WEIGHT * depth[:, None] ** 2
+    size = np.linalg.norm(target, axis=1, keepdims=True)
+    solution = np.linalg.lstsq((design / size[..., None]).reshape(-1, len(basis)), (target / size).ravel())[0]
+    return np.einsum("p,pij->ij", solution, basis)
 
 
 def _ellipsoid_depths(moments: np.ndarray, rotations: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -210,14 +358,8 @@ def _ellipsoid_depths(moments: np.ndarray, rotations: np.ndarray, start: np.ndar
     Both unknowns enter linearly (moments_t * depth_t^2 = design_t @ ellipsoid), so the ellipsoid is eliminated
     (the residual is projected off its design's span) and the depths are the least singular vector of what is
     left: no iterations, nor a start to fall into a wrong valley from."""
-    basis = np.zeros((len(_SYMMETRIC_ENTRIES), 3, 3))
-    for p, (row, col) in enumerate(_SYMMETRIC_ENTRIES):
-        basis[p, row, col] = basis[p, col, row] = 1.0
-    turned = np.einsum("nik,pkl,njl->npij", rotations, basis, rotations)
-    # The off-diagonal entry counts twice in a covariance's Frobenius norm.
-    weight = np.array([1.0, np.sqrt(2.0), 1.0])
-    design = np.stack([turned[:, :, i, j] for i, j in SILHOUETTE_MOMENTS], axis=1) * weight[:, None]
-    weighted = moments * weight
+    design = np.stack([_projected_moments(rotations, b) for b in _symmetric_basis()], -1)
+    weighted = moments * _MOMENT_WEIGHT
     size = np.linalg.norm(weighted, axis=1)
     # Unit moments make every frame weigh alike; the unknown is then depth^2 * size, about the same in all.
     count = len(moments)

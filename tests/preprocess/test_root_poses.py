@@ -13,11 +13,14 @@ from scipy.spatial.transform import Rotation
 from lab4d_core.data.manifest import read_manifest
 from lab4d_core.geometry.transforms import so3_exp
 from lab4d_core.geometry.up import estimate_up_axis
+from lab4d_core.preprocess.cameras import view_rotation
 from lab4d_core.preprocess.root_poses import (
+    _elongated,
     heading_offset,
     normalised_silhouettes,
     rotations_from_background,
     silhouette_depths,
+    silhouette_headings,
 )
 from lab4d_core.preprocess.scene import SceneInfo
 
@@ -165,6 +168,36 @@ def test_silhouettes_of_a_turning_object_give_its_depths_once_its_rotations_are_
         silhouette_depths(m, f[:, 0], f[:, 1]) for m, f in ((masks, focals), (square, np.full((count, 2), 70.0)))
     )
     assert np.abs(np.log(stretched / isotropic)).max() < 0.03
+
+
+def _turn(angles: np.ndarray) -> np.ndarray:
+    return Rotation.from_rotvec(np.asarray(angles)[:, None] * [0.0, 1.0, 0.0]).as_matrix()
+
+
+@pytest.mark.parametrize("turn_degrees", [0.0, 180.0])
+def test_silhouettes_tell_how_far_an_animal_turned_while_the_camera_moved(turn_degrees):
+    """A camera circling 60 degrees, 30 degrees above an elongated object that turns about its vertical meanwhile
+    (as demo-quad-turn's quadruped): the background cameras alone leave the object facing one way; its
+    silhouettes give the turn back."""
+    count = 48
+    cameras = np.stack([view_rotation(azimuth, 30.0) for azimuth in np.linspace(0.0, 60.0, count)])
+    turn = np.radians(np.linspace(0.0, turn_degrees, count))
+    masks = _ellipsoid_masks(cameras @ _turn(turn), np.full(count, 4.0), np.full((count, 2), 80.0))
+    masks[20] = False
+    headings = silhouette_headings(masks, np.full(count, 80.0), np.full(count, 80.0), cameras)
+    # Within the 5-degree grid, the frame without a mask too.
+    assert np.degrees(np.abs(headings - turn)).max() < 5.0
+
+
+def test_only_a_body_longer_than_wide_and_tall_takes_headings_from_its_silhouettes():
+    """Upright people's silhouettes flipped their headings by 180 degrees (demo-people): a body must be elongated
+    horizontally, as an animal's is, for its silhouettes to say which way it faces."""
+    quadruped, person, ball = np.diag([0.3, 0.4, 1.0]) ** 2, np.diag([0.35, 1.0, 0.25]) ** 2, np.eye(3)
+    turned = _turn([0.7])[0]
+    assert _elongated(quadruped) and _elongated(turned @ quadruped @ turned.T)
+    assert not _elongated(person) and not _elongated(ball)
+    # A fit that is no ellipsoid (a view that never changes leaves a direction unconstrained) tells nothing.
+    assert not _elongated(np.diag([-0.01, 0.1, 1.0]))
 
 
 def test_a_frame_without_a_mask_takes_its_neighbours_depth():
