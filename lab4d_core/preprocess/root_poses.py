@@ -230,7 +230,7 @@ HEADING_STARTS = 12
 HEADING_MIN_ELONGATION = 3.0
 """Headings are kept only for a body whose fitted ellipsoid is at least this variance ratio longer than wide
 (length 1.7 times the width) and longer than tall. Measured: quadrupeds 7-30, people 1.2-1.7 (upright people
-are taller than long, and their silhouettes flipped the heading by 180 degrees)."""
+are taller than long; with a weaker smoothness their silhouettes flipped a heading by 180 degrees)."""
 HEADING_ROUNDS = 4
 """Alternations of fitting the ellipsoid to the headings and the headings to the ellipsoid."""
 
@@ -247,9 +247,10 @@ def silhouette_headings(masks: np.ndarray, fx: np.ndarray, fy: np.ndarray, rotat
     :data:`HEADING_SMOOTHNESS` per turn; frame 0 keeps heading 0, the canonical frame's choice), alternated
     with refitting the ellipsoid, from several starting ellipsoids; the cheapest sequence wins. An object whose
     silhouettes the cameras' motion already explains keeps headings near 0, as does a body not elongated
-    horizontally (:data:`HEADING_MIN_ELONGATION`), whose silhouettes do not tell which way it faces. Turns are told up to the symmetry
-    of an ellipsoid (a heading and its opposite look alike); smoothness picks the continuous one, so an animal
-    turning faster than the frames sample it is not followed. Frames without a mask take their neighbours'."""
+    horizontally (:data:`HEADING_MIN_ELONGATION`), whose silhouettes do not tell which way it faces. Turns are
+    told up to the symmetry of an ellipsoid (a heading and its opposite look alike); smoothness picks the
+    continuous one, so an animal turning faster than the frames sample it is not followed. Frames without a
+    mask take their neighbours'."""
     count = len(masks)
     moments, area, found = _silhouette_moments(masks, fx, fy)
     headings = np.zeros(count)
