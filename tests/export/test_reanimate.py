@@ -59,10 +59,13 @@ def test_with_a_longer_than_b_every_frame_is_a_motion_on_b_body(untrained_skel, 
     motion = json.loads((tmp_path / "0-to-1" / "motion.json").read_text())
     expected = model.deform.joint_so3(plan.frames).detach().numpy()
     np.testing.assert_allclose(motion["joint_so3"], expected, atol=1e-6)
-    # B's bones: the rest joints of the glb's motion are instance 1's, not instance 0's.
-    rest = np.asarray(motion["t_articulation_rest"])[:, :3, 3]
-    np.testing.assert_allclose(rest, model.deform.rest_joints(torch.tensor([1]))[0].detach().numpy(), atol=1e-6)
-    assert np.abs(rest - model.deform.rest_joints(torch.tensor([0]))[0].detach().numpy()).max() > 1e-3
+    # B's bones: every posed skeleton of the glb's motion has instance 1's bone lengths, not instance 0's.
+    joints = np.asarray(motion["t_articulation"])[:, :, :3, 3]
+    parents = list(model.deform.parents)
+    lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1)
+    own, other = (model.deform.offsets(torch.tensor([i]), 1)[0, 1:].norm(dim=-1).detach().numpy() for i in (1, 0))
+    np.testing.assert_allclose(lengths, np.broadcast_to(own, lengths.shape), atol=1e-5)
+    assert np.abs(lengths - other).max() > 1e-3
 
 
 def test_reanimating_a_video_onto_its_own_body_is_its_reconstruction(untrained_skel, tmp_path):

@@ -149,3 +149,30 @@ def test_each_instance_learns_its_own_bone_lengths():
         optimizer.step()
     lengths = deform.offsets(torch.tensor([0, 1]), 2).norm(dim=-1)[:, leg].detach()
     assert float(lengths[1] / lengths[0]) == pytest.approx(1.2, rel=0.02)
+
+
+def test_an_instance_with_longer_legs_stretches_the_mean_body_at_rest():
+    """Canonical space is the mean body's: at zero joint rotations each part of the mean body moves rigidly
+    with its joint to where the instance's longer bones put it (the shin with the knee, the foot further down),
+    and the head, whose chain has no stretched bone, stays."""
+    deform = build_deformation("skel-human", INFO, 2, object_radius=1.0)
+    unit_size(deform)
+    names = deform.skeleton.joint_names
+    stretched = [names.index(n) for n in ("left_lower_leg", "left_foot", "right_lower_leg", "right_foot")]
+    corrections = torch.zeros(2, len(names))
+    corrections[1, stretched] = np.log(1.3)
+    deform.length_corrections = lambda inst, batch: (
+        torch.zeros(batch, len(names)) if inst is None else corrections[inst]
+    )
+    mean_joints = (deform.chain @ deform.offsets(None, 1))[0].detach()
+    own_joints = (deform.chain @ deform.offsets(torch.tensor([1]), 1))[0].detach()
+    knee, foot, head = (names.index(n) for n in ("left_lower_leg", "left_foot", "head"))
+    shin = mean_joints[knee] + 0.5 * (mean_joints[foot] - mean_joints[knee])
+    points = torch.stack([shin, mean_joints[head]])[None]
+    frame = torch.tensor([3])
+    posed = deform.warp_to_frame(points, frame, torch.tensor([1]))[0].detach()
+    torch.testing.assert_close(posed[0], own_joints[knee] + shin - mean_joints[knee], atol=0.01, rtol=0)
+    torch.testing.assert_close(posed[1], mean_joints[head], atol=2e-3, rtol=0)
+    assert float((own_joints[foot] - mean_joints[foot]).norm()) > 0.1  # the instance's feet are far lower
+    assert float((posed[0] - shin).norm()) > 0.05
+    torch.testing.assert_close(deform.warp_to_frame(points, frame, torch.tensor([0]))[0], points[0], atol=1e-6, rtol=0)

@@ -157,12 +157,9 @@ class SkeletonDeformation(GaussianSkinning):
         so3 = self.motion_net(self.time_embedding(frame)).view(frame.shape[0], self.num_bones, 3)
         return so3 * self.articulated[:, None]
 
-    def rest_joints(self, inst: Tensor | None = None, batch: int = 1) -> Tensor:
-        """(batch, J, 3) joint positions at rest (canonical space) of instances ``inst``."""
-        return self.chain @ self.offsets(inst, batch)
-
     def rest_bones(self, inst: Tensor | None, batch: int) -> tuple[Tensor, Tensor, Tensor]:
-        offsets = self.offsets(inst, batch)
+        """Every instance's bones rest where the mean instance's do: canonical space is the mean body's."""
+        offsets = self.offsets(None, 1).expand(batch, -1, -1)
         centre = (self.chain + self.to_middle) @ offsets
         extent = torch.exp(self._symmetric(self.log_gauss, 0) + self.log_size)
         return self.part_orientation, centre, extent.reciprocal()
@@ -170,13 +167,18 @@ class SkeletonDeformation(GaussianSkinning):
     def motion(self, frame: Tensor, inst: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Rest -> posed transforms of every joint's part at frames (N,), on instances ``inst``'s bones (the
         same joint angles on another instance's bones reanimate it). The tree is posed once per distinct
-        (frame, instance): a batch of rays holds a few frames many times."""
+        (frame, instance): a batch of rays holds a few frames many times.
+
+        Canonical space is the mean instance's body (RAC's morphology): each part leaves the mean skeleton's
+        joint for the instance's posed one, so an instance's bone lengths stretch the shape itself. Were each
+        instance's rest joints its own, a longer leg bone would only move the knee inside a leg that the
+        shape's code draws at any length, and bone lengths got little say in how long limbs look."""
         key = frame if inst is None else frame * self.inst_code.num_embeddings + inst
         distinct, index = torch.unique(key, return_inverse=True)
         first = torch.empty_like(distinct).scatter_(0, index, torch.arange(len(key), device=key.device))
         offsets = self.offsets(None if inst is None else inst[first], len(first))
         rotation, position = forward_kinematics(self.parents, offsets, self.joint_so3(frame[first]))
-        translation = position - quat_apply(rotation, self.chain @ offsets)
+        translation = position - quat_apply(rotation, (self.chain @ self.offsets(None, 1)).expand_as(position))
         return rotation[index], translation[index]
 
     def rig_regularizers(self, x_canonical: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
@@ -213,11 +215,12 @@ class SkeletonDeformation(GaussianSkinning):
         return sdf, anchors.reshape(-1, 3)
 
     def bone_frames(self, frame: Tensor | None = None, inst: Tensor | None = None) -> Tensor:
-        """(N, J, 4, 4) joint -> object transforms at frames (N,), or (J, 4, 4) at rest: the kinematic tree's
-        joint frames (rest rotations are the identity), posing a canonical point by joint j at frame t is
+        """(N, J, 4, 4) joint -> object transforms at frames (N,) of instances ``inst``, or (J, 4, 4) at rest
+        (the mean body's: canonical space, see :meth:`motion`): the kinematic tree's joint frames (rest
+        rotations are the identity), posing a canonical point by joint j at frame t is
         ``bone_frames(t)[j] @ inverse(bone_frames()[j])``."""
         batch = 1 if frame is None else frame.shape[0]
-        offsets = self.offsets(inst, batch)
+        offsets = self.offsets(None, 1) if frame is None else self.offsets(inst, batch)
         so3 = torch.zeros_like(offsets) if frame is None else self.joint_so3(frame)
         rotation, position = forward_kinematics(self.parents, offsets, so3)
         frames = torch.eye(4, device=offsets.device).repeat(batch, self.num_bones, 1, 1)
