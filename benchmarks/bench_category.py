@@ -5,7 +5,7 @@
 
 The dataset (``data/<name>/manifest.json`` must exist: ``snakemake --cores 2 data/<name>/manifest.json``) is
 trained with its own config (cpu preset) and ``fg_motion`` set to each of ``--motions`` in turn, in
-``results/bench-category/<name>-<motion>/`` (a rerun scores a finished run again without training). For each it
+``results/bench-category/<name>-<motion>[-<tag>]/`` (a rerun scores a finished run again without training). For each it
 prints the training time, the training views' mask IoU and masked PSNR (the worst video's and the mean,
 ``--frames`` per video, at the training resolution), every video's meshes' F-score at 5 % and 10 % of the box
 (the worst video's; Sim(3), surface samples), each true reanimation's mask IoU and mesh F-score at 10 %, and the
@@ -34,11 +34,11 @@ from lab4d_core.train.trainer import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(name: str, motion: str, overrides: list[str], frames: int) -> dict:
+def run(name: str, motion: str, overrides: list[str], frames: int, tag: str = "") -> dict:
     config = ROOT / "config/datasets" / f"{name}.yaml"
     cfg = resolve(load_yaml(config), parse_overrides([*overrides, f"fg_motion={motion}"]), False, str(config))
     data = read_manifest(ROOT / "data" / name / "manifest.json")
-    out = ROOT / "results" / "bench-category" / f"{name}-{motion}"
+    out = ROOT / "results" / "bench-category" / f"{name}-{motion}{'-' + tag if tag else ''}"
     trainer = Trainer(cfg, data, out, torch.device("cpu"))
     timing = out / "bench-seconds.json"
     if trainer.step < trainer.total_steps:
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, as lab4d train")
     parser.add_argument("--frames", type=int, default=12, help="training views scored per video")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    parser.add_argument("--tag", default="", help="suffix of the runs' folders, to keep variants (--set) apart")
     args = parser.parse_args()
     if not (ROOT / "data" / args.dataset / "GroundTruth").is_dir():
         raise SystemExit(f"error: data/{args.dataset} not found: snakemake --cores 2 data/{args.dataset}/manifest.json")
@@ -109,7 +110,7 @@ def main() -> None:
     rows = []
     for motion in args.motions:
         try:
-            rows.append(run(args.dataset, motion, args.set, args.frames))
+            rows.append(run(args.dataset, motion, args.set, args.frames, args.tag))
         except Lab4dError as error:
             raise SystemExit(f"error: {error}") from None
         print(header)

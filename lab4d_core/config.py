@@ -536,6 +536,11 @@ class TrainConfig:
     """Weight of the skinning-weight entropy (bob)."""
     reg_gauss_skin_wt: float = 1e-3
     """Weight keeping Gaussian bones inside the shape (bob; lab4d's multi-video tutorial uses 0.01)."""
+    reg_inst_shape_wt: float = 1.0
+    """With single_inst: false and a skeleton (skel-*), weight keeping each instance's shape near the mean
+    body's (their SDFs' mean absolute difference over the field's bound), so that individuals differ first by
+    their bone lengths: without it, a video whose legs never bend learned them 12 % too long
+    (docs/category.md)."""
     inst_swap_prob: float = 0.0
     """With single_inst: false, the probability that a frame is rendered with another video's instance (shape,
     colour, bone lengths, skinning) once the swapping has faded from 1 (lab4d's code swapping: 0.2, reached over
@@ -545,8 +550,11 @@ class TrainConfig:
     """Fraction of training over which the swap probability falls from 1 to inst_swap_prob; 0 (the default):
     inst_swap_prob from the start, so with both at 0 no frame is ever swapped."""
     reg_skel_prior_wt: float = 0.1
-    """Weight keeping a skeleton's bone lengths near the predefined proportions (skel-*), fading to zero over
-    training as in lab4d."""
+    """Weight keeping the mean body's bone lengths near the skeleton's predefined proportions (skel-*), fading
+    to zero over training as in lab4d; individuals differ from the mean body freely."""
+    reg_joint_limit_wt: float = 1.0
+    """Weight keeping a skeleton's hinge joints (a human's knees and elbows) from bending the wrong way: the
+    squared excess in radians. Without it the knees of demo-human's walkers learned no bend at all."""
     reg_soft_deform_wt: float = 100.0
     """Weight keeping the soft warp of comp_skel-* small (its squared offset over the object's radius squared),
     so the skeleton explains the articulation (lab4d: 100)."""

@@ -202,6 +202,20 @@ ARM_JOINTS = ("elbow", "wrist", "hand", "forearm")
 upper arm and forearm (shoulder offsets belong to the chest)."""
 
 
+FLEXION = {"human": {"lower_leg": -1, "forearm": 1}}
+"""Hinge joints per skeleton (names without their left_/right_ prefix) and the sign of the rotation about x that
+bends them: a human's knee folds the shin backwards (-z), an elbow the forearm forwards. The quadruped's are
+left free: which way its tree's knees and elbows fold depends on the animal's stance."""
+
+
+def flexion_signs(skeleton: Skeleton) -> np.ndarray:
+    """(J,) per joint: +1 or -1 for a hinge that bends only by a positive or negative turn about x, 0 if free."""
+    hinges = FLEXION.get(skeleton.name, {})
+    return np.asarray(
+        [hinges.get(n.removeprefix("left_").removeprefix("right_"), 0) for n in skeleton.joint_names], dtype=np.int64
+    )
+
+
 def limb_joints(skeleton: Skeleton, limb: str) -> list[int]:
     """Indices of the joints whose parent offsets make up ``limb`` ("leg" or "arm"), both sides."""
     names = {"leg": LEG_JOINTS, "arm": ARM_JOINTS}[limb]

@@ -140,6 +140,14 @@ class NeuralSDF(nn.Module):
         """SDF (...,) of canonical points (..., 3); ``inst`` (broadcastable to ...) picks the instance code."""
         return self._geometry(x, inst)[0]
 
+    def shape_deviation(self, x: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
+        """|SDF of instances ``inst`` - SDF of the mean code| (...,) at canonical points (..., 3).
+
+        Penalised (``reg_inst_shape_wt``), it makes individuals differ first by what a skeleton's bone lengths
+        say: a shape code can draw a limb at any length, and a limb that never bends in its video then learned
+        a wrong bone length at no cost (docs/category.md)."""
+        return (self.sdf(x, inst) - self.sdf(x, None)).abs()
+
     def forward(
         self, x: torch.Tensor, inst: torch.Tensor | None = None, frame: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:

@@ -231,6 +231,8 @@ class Trainer:
         points = samples.reshape(-1, 3)
         inst = ray_inst[:, None].expand(samples.shape[:2]).reshape(-1)
         terms["reg_eikonal"] = L.eikonal_loss(*model.sdf_gradient(points, inst)) * (share > 0)
+        if train.reg_inst_shape_wt > 0 and model.num_inst > 1 and model.deform.instance_bone_lengths:
+            terms["reg_inst_shape"] = model.field.shape_deviation(points, inst).mean() / model.bound * share
         for name, value in model.deform.regularizers(samples, ray_frames, ray_inst).items():
             terms[name] = value * share
         if hasattr(model.deform, "gauss_occupancy") and train.reg_gauss_skin_wt > 0:
@@ -314,8 +316,10 @@ class Trainer:
             "reg_delta_skin": train.reg_delta_skin_wt,
             "reg_skin_entropy": train.reg_skin_entropy_wt,
             "reg_gauss_skin": train.reg_gauss_skin_wt,
+            "reg_inst_shape": train.reg_inst_shape_wt,
             "reg_skel_prior": train.reg_skel_prior_wt * linear(progress, 1.0, 0.0, 0.0, 1.0),
             "reg_soft_deform": train.reg_soft_deform_wt,
+            "reg_joint_limit": train.reg_joint_limit_wt,
             "reg_cam_prior": train.reg_cam_prior_wt,
             "reg_root_flow": train.reg_root_flow_wt,
         }

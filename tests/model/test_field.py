@@ -107,6 +107,26 @@ def test_instance_codes_condition_the_shape():
     assert not torch.allclose(mean, after[0]) and not torch.allclose(mean, after[1])
 
 
+def test_shape_deviation_is_zero_for_equal_codes_and_its_penalty_draws_individuals_to_the_mean_body():
+    torch.manual_seed(0)
+    field = NeuralSDF(num_inst=2, init_steps=0, **{k: v for k, v in SMALL_FOURIER.items() if k != "init_steps"})
+    x = torch.rand(200, 3) - 0.5
+    inst = torch.arange(200) % 2
+    with torch.no_grad():
+        field.inst_codes.weight.copy_(torch.randn(32).expand(2, -1))
+    assert field.shape_deviation(x, inst).max().item() < 1e-6
+    with torch.no_grad():
+        field.inst_codes.weight[1] += torch.randn(32)
+    start = field.shape_deviation(x, inst).mean().item()
+    assert start > 1e-3
+    optimizer = torch.optim.Adam([field.inst_codes.weight], lr=1e-2)
+    for _ in range(50):
+        optimizer.zero_grad()
+        field.shape_deviation(x, inst).mean().backward()
+        optimizer.step()
+    assert field.shape_deviation(x, inst).mean().item() < 0.3 * start
+
+
 def test_appearance_codes_change_rgb_per_frame(sphere):
     torch.manual_seed(0)
     field = NeuralSDF(num_frames=3, init_steps=0)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lab4d_core.geometry.skeletons import get_skeleton
+from lab4d_core.data.synthetic.motion import human_angles
+from lab4d_core.geometry.skeletons import flexion_signs, get_skeleton
 from lab4d_core.model.deform import DEFORMATIONS, build_deformation
 from lab4d_core.model.deform.skel import forward_kinematics
 from lab4d_core.model.time import FrameInfo
@@ -149,6 +150,56 @@ def test_each_instance_learns_its_own_bone_lengths():
         optimizer.step()
     lengths = deform.offsets(torch.tensor([0, 1]), 2).norm(dim=-1)[:, leg].detach()
     assert float(lengths[1] / lengths[0]) == pytest.approx(1.2, rel=0.02)
+
+
+def test_the_skeleton_prior_holds_the_mean_body_and_leaves_individuals_apart():
+    """lab4d's prior on bone lengths is on the shared skeleton: it pulls every instance's code alike (through
+    the mean code), never towards each other, so individuals keep the spread of their true lengths."""
+    deform = build_deformation("skel-human", INFO, 2, object_radius=1.0)
+    with torch.no_grad():
+        deform.length_net.output.weight.normal_(std=0.1)
+        deform.inst_code.weight.normal_()
+    x = torch.zeros(1, 4, 3)
+    prior = deform.rig_regularizers(x, torch.tensor([0]))["reg_skel_prior"]
+    assert prior.item() > 0
+    prior.backward()
+    grad = deform.inst_code.weight.grad
+    assert float(grad.norm()) > 0
+    torch.testing.assert_close(grad[0], grad[1])
+
+
+def test_human_knees_and_elbows_are_hinges_and_the_synthetic_motions_respect_them():
+    human = get_skeleton("human")
+    signs = dict(zip(human.joint_names, flexion_signs(human)))
+    assert {n: s for n, s in signs.items() if s} == {
+        "left_lower_leg": -1,
+        "right_lower_leg": -1,
+        "left_forearm": 1,
+        "right_forearm": 1,
+    }
+    assert not flexion_signs(get_skeleton("quad")).any()
+    phase = np.linspace(0, 4 * np.pi, 97)
+    for motion in ("walk", "trot", "turn", "wave"):
+        bend = flexion_signs(human) * human_angles(human, motion, phase)[..., 0]
+        assert bend.min() >= 0, motion
+
+
+def test_a_knee_bent_backwards_is_penalised_and_pushed_straight():
+    deform = build_deformation("comp_skel-human_dense", INFO, 1, object_radius=1.0)
+    skeleton = deform.skeleton
+    knee, elbow = (skeleton.skeleton.joint_names.index(n) for n in ("left_lower_leg", "right_forearm"))
+    so3 = torch.zeros(2, skeleton.num_bones, 3)
+    so3[0, knee, 0], so3[0, elbow, 0] = -0.6, 0.4  # both bent the way they fold
+    so3[1, knee, 0] = 0.3  # the knee bent backwards
+    so3.requires_grad_(True)
+    skeleton.joint_so3 = lambda frame: so3[frame]
+    frame = torch.tensor([0, 1])
+    assert skeleton.joint_limit(frame[:1]).item() == 0.0
+    x = torch.zeros(2, 3, 3)
+    limit = deform.regularizers(x, frame)["reg_joint_limit"]
+    assert limit.item() == pytest.approx(0.3**2 / 2 / 4)
+    limit.backward()
+    assert float(so3.grad[1, knee, 0]) > 0 and float(so3.grad[0].abs().sum()) == 0.0
 
 
 def test_an_instance_with_longer_legs_stretches_the_mean_body_at_rest():

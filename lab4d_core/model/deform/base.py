@@ -51,6 +51,10 @@ class Deformation(nn.Module, ABC):
     Calling the module is the canonical -> frame warp.
     """
 
+    instance_bone_lengths = False
+    """Whether individuals differ by their bone lengths (skeletons): ``reg_inst_shape`` then holds their shape
+    codes near the mean body, so that the lengths say what they can."""
+
     @abstractmethod
     def warp_to_canonical(self, x: Tensor, frame: Tensor, inst: Tensor | None = None) -> Tensor:
         """(N, S, 3) frame-space points at frames (N,) of instances (N,) -> (N, S, 3) canonical points."""

@@ -26,7 +26,7 @@ from lab4d_core.geometry.rotation import (
     quat_mul,
     quaternion_to_matrix,
 )
-from lab4d_core.geometry.skeletons import SKELETONS, Skeleton, get_skeleton
+from lab4d_core.geometry.skeletons import SKELETONS, Skeleton, flexion_signs, get_skeleton
 from lab4d_core.model.deform.base import DEFORMATIONS, Deformation, instance_code
 from lab4d_core.model.deform.dense import DenseDeformation
 from lab4d_core.model.deform.skinning import GaussianSkinning
@@ -87,6 +87,8 @@ def _part_geometry(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray, np.ndarr
 class SkeletonDeformation(GaussianSkinning):
     """Blend skinning driven by a kinematic tree: per-frame joint rotations, per-instance bone lengths."""
 
+    instance_bone_lengths = True
+
     def __init__(
         self,
         frame_info: FrameInfo,
@@ -111,6 +113,7 @@ class SkeletonDeformation(GaussianSkinning):
             "part_orientation", matrix_to_quaternion(torch.as_tensor(orientation, dtype=torch.float32))
         )
         self.register_buffer("symmetry", torch.as_tensor(tree.symmetry))
+        self.register_buffer("flexion", torch.as_tensor(flexion_signs(tree), dtype=torch.float32))
         # Rest joints are sums of offsets along each joint's chain to the root: one matrix product.
         chain = np.eye(tree.num_joints)
         for j, p in enumerate(tree.parents):
@@ -181,11 +184,24 @@ class SkeletonDeformation(GaussianSkinning):
         translation = position - quat_apply(rotation, (self.chain @ self.offsets(None, 1)).expand_as(position))
         return rotation[index], translation[index]
 
+    def regularizers(self, x_canonical: Tensor, frame: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
+        return {**super().regularizers(x_canonical, frame, inst), "reg_joint_limit": self.joint_limit(frame)}
+
+    def joint_limit(self, frame: Tensor) -> Tensor:
+        """How far the hinge joints (:data:`~lab4d_core.geometry.skeletons.FLEXION`) bend the wrong way at frames
+        (N,): the squared excess of their rotation about x beyond straight. Silhouettes barely tell a knee bent
+        forward from one bent back; unconstrained, the knees of walking people came out straight or bent
+        backwards while their hips swung right (docs/category.md)."""
+        wrong_way = -self.flexion * self.joint_so3(frame)[..., 0]
+        return torch.relu(wrong_way).square().sum(-1).mean() / self.flexion.abs().sum().clamp_min(1.0)
+
     def rig_regularizers(self, x_canonical: Tensor, inst: Tensor | None = None) -> dict[str, Tensor]:
-        """Blend skinning's, plus lab4d's skeleton prior: the bone lengths' deviation from the predefined
-        proportions (the rest rotations are zero by construction here, so only lengths remain)."""
+        """Blend skinning's, plus lab4d's skeleton prior: the mean body's bone lengths' deviation from the
+        predefined proportions (the rest rotations are zero by construction here, so only lengths remain).
+        Individuals are free to differ from the mean body: held to the predefined proportions too, their legs
+        came out at a third of the truth's spread (docs/category.md)."""
         terms = super().rig_regularizers(x_canonical, inst)
-        terms["reg_skel_prior"] = self.length_corrections(inst, x_canonical.shape[0])[:, 1:].square().mean()
+        terms["reg_skel_prior"] = self.length_corrections(None, 1)[:, 1:].square().mean()
         return terms
 
     def rest_shape(self) -> tuple[Callable[[Tensor], Tensor], Tensor]:
@@ -235,6 +251,8 @@ class ComposedDeformation(Deformation):
     The soft warp takes what the skeleton cannot (clothes, muscles, a tail the tree lacks), and is kept
     small by ``reg_soft_deform``, so the skeleton explains the articulation."""
 
+    instance_bone_lengths = True
+
     def __init__(self, frame_info: FrameInfo, num_inst: int, skeleton: str = "human", object_radius: float = 1.0):
         super().__init__()
         self.skeleton = SkeletonDeformation(frame_info, num_inst, skeleton, object_radius)
@@ -253,6 +271,7 @@ class ComposedDeformation(Deformation):
             "reg_deform_cyc": self.cycle_loss(x_canonical, frame, inst),
             "reg_soft_deform": soft.square().sum(-1).mean() / self.object_radius**2,
             **self.skeleton.rig_regularizers(x_canonical, inst),
+            "reg_joint_limit": self.skeleton.joint_limit(frame),
         }
 
     def explicit_parameters(self) -> list[nn.Parameter]:
