@@ -35,7 +35,7 @@ def load_model(
     # Checkpoints from before the up axis: estimated below from their learned root poses.
     without_up_axis = "up_axis" not in state["model"]
     state["model"].setdefault("up_axis", model.up_axis)
-    model.load_state_dict(state["model"])
+    model.load_trained_state(state["model"])
     if without_up_axis:
         model.update_up_axis()
     return model.to(device).eval(), cfg, database

@@ -145,7 +145,7 @@ class Trainer:
             if is_main_process():
                 self._set_aside_other_run()
             return
-        self.model.load_state_dict(state["model"])
+        self.model.load_trained_state(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
@@ -259,7 +259,7 @@ class Trainer:
         if train.feature_wt > 0:
             terms["feature"] = L.feature_loss(self.model.field.feature(canonical, inst[:, None]), target, weight)
         if train.feat_reproj_wt > 0:
-            matched = self.model.match_features(target, inst)
+            matched = self.model.match_features(target, inst, weight)
             residual = self.model.predict_flow(matched, batch["xy"], batch["frame"], inst)
             terms["feat_reproj"] = L.reprojection_loss(residual, weight, train.train_res)
         return terms

@@ -145,16 +145,37 @@ def test_feature_anchors_cover_the_surface_and_a_pixel_feature_matches_its_ancho
     anchors = model.feature_anchors[0]
     radius = 0.6 * scene[0].object_radius  # the initial sphere
     assert (anchors.norm(dim=-1) - radius).abs().max() < 0.05 * radius
-    # Spread over the sphere, not bunched: every octant holds a share.
+    # Spread over the sphere, not bunched: every octant holds a share, and the anchors are distinct points
+    # finer than the proxy grid's cells.
     octants = (anchors > 0).long() @ torch.tensor([1, 2, 4])
     assert torch.bincount(octants, minlength=8).min() > 0.05 * len(anchors)
+    cell = 2 * model.field.scale.item() / 32
+    assert len(torch.unique(anchors, dim=0)) > 0.9 * len(anchors)
+    nearest = torch.cdist(anchors[:500], anchors).topk(2, largest=False).values[:, 1]
+    assert nearest.median() < 0.5 * cell
     # A canonical feature that tells every surface point apart: its direction from the centre.
     monkeypatch.setattr(model.field, "feature", lambda x, inst: torch.nn.functional.normalize(x, dim=-1))
     with torch.no_grad():
-        wanted = torch.tensor([3, 300, 700])
+        wanted = torch.tensor([3, 3000, 7000])
         features = model.field.feature(anchors[wanted], torch.tensor(0))[None]
-        model.log_feature_temperature.fill_(math.log(1e-4))
+        model.log_feature_temperature.fill_(math.log(1e-7))
         matched = model.match_features(features, torch.tensor([0]))[0]
         assert torch.allclose(matched, anchors[wanted], atol=1e-3 * radius)
-        model.log_feature_temperature.fill_(math.log(10.0))  # a hot softmax averages towards the centre
-        assert model.match_features(features, torch.tensor([0]))[0].norm(dim=-1).max() < 0.3 * radius
+        only_second = model.match_features(features, torch.tensor([0]), torch.tensor([[False, True, False]]))[0]
+        assert torch.equal(only_second[[0, 2]], torch.zeros(2, 3)) and torch.equal(only_second[1], matched[1])
+        # A warm softmax averages the best anchors only: the match stays by its anchor, near the surface, where
+        # a softmax over every anchor would have averaged the whole sphere towards its centre.
+        model.log_feature_temperature.fill_(math.log(10.0))
+        matched = model.match_features(features, torch.tensor([0]))[0]
+        assert (matched - anchors[wanted]).norm(dim=-1).max() < cell
+        assert (matched.norm(dim=-1) - radius).abs().max() < 0.05 * radius
+
+
+def test_a_checkpoint_with_fewer_feature_anchors_loads_and_refits_them(scene):
+    model = _model(scene, "rigid")
+    model.update_proxy(resolution=32)
+    state = {**model.state_dict(), "feature_anchors": torch.zeros(model.num_inst, 1024, 3)}
+    loaded = _model(scene, "rigid")
+    loaded.load_trained_state(state)
+    torch.testing.assert_close(loaded.feature_anchors, model.feature_anchors)
+    torch.testing.assert_close(loaded.proxy_hi, model.proxy_hi)
