@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # built where the database is read; the model takes its plain
     from lab4d_core.preprocess.scene import SceneInfo
 
 
-ANCHOR_GRID_RES = 32
+PROXY_GRID_RES = 32
 """Resolution of the canonical grid that proxies and feature anchors are fit on."""
 
 
@@ -343,7 +343,7 @@ class DynamicModel(nn.Module):
         return {"lo": self.proxy_lo[frame], "hi": self.proxy_hi[frame], "grid": self.occupancy_grid[frame]}
 
     @torch.no_grad()
-    def update_proxy(self, resolution: int = ANCHOR_GRID_RES, chunk_frames: int = 16) -> None:
+    def update_proxy(self, resolution: int = PROXY_GRID_RES, chunk_frames: int = 16) -> None:
         """Fit every frame's proxy box, then its occupancy grid, to the current shape (lab4d
         rebuilds its proxy mesh per round).
 
@@ -404,7 +404,7 @@ class DynamicModel(nn.Module):
         self.load_state_dict({**state, "feature_anchors": self.feature_anchors} if stale else state)
         if stale:
             for inst in range(self.num_inst):
-                self._fit_feature_anchors(inst, *self._canonical_grid(inst, ANCHOR_GRID_RES))
+                self._fit_feature_anchors(inst, *self._canonical_grid(inst, PROXY_GRID_RES))
 
     def _fit_feature_anchors(self, inst: int, centres: Tensor, sdf: Tensor, cell: float) -> None:
         """Spread :data:`FEATURE_ANCHORS` points over instance ``inst``'s surface. The cells the surface crosses
