@@ -120,11 +120,14 @@ class DynamicModel(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Every parameter once, by learning rate: ``explicit`` (cameras, beta, scales, bones: lab4d
-        trains them at 10x), ``grid`` (hash-grid tables) and ``implicit`` (the networks)."""
+        trains them at 10x), ``grid`` (hash-grid tables and the feature head) and ``implicit`` (the networks)."""
         explicit = {id(p) for p in (*self.root.parameters(), *self.intrinsics.parameters())}
         explicit |= {id(p) for name, p in self.named_parameters() if name.rsplit(".", 1)[-1] in _EXPLICIT_NAMES}
         explicit |= {id(p) for p in self.deform.explicit_parameters()}
         grid = {id(p) for m in self.modules() if isinstance(m, HashGridEncoding) for p in m.parameters()}
+        # The feature head reads the field detached, so its rate moves nothing else; at the networks' rate it
+        # ended 336 steps well short of the features it can fit (docs/features.md).
+        grid |= {id(p) for p in self.field.feature_head.parameters()}
         groups: dict[str, list[nn.Parameter]] = {"implicit": [], "explicit": [], "grid": []}
         for p in filter(lambda p: p.requires_grad, self.parameters()):
             groups["explicit" if id(p) in explicit else "grid" if id(p) in grid else "implicit"].append(p)
