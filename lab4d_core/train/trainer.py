@@ -32,6 +32,7 @@ from lab4d_core.data.sampler import PairSampler
 from lab4d_core.model.dynamic import DynamicModel
 from lab4d_core.model.render import pixel_grid
 from lab4d_core.preprocess.scene import SceneInfo
+from lab4d_core.tools.fingerprint import fingerprint
 from lab4d_core.train import losses as L
 from lab4d_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from lab4d_core.train.distributed import global_sum, is_distributed, is_main_process
@@ -117,7 +118,10 @@ class Trainer:
             )
         self.step = 0
         config_text = json.dumps(to_dict(self.cfg), sort_keys=True, default=str)
-        self.run_id = hashlib.sha256(f"{config_text}\n{manifest.digest}".encode()).hexdigest()[:16]
+        # The code too: a run that other training code made is not continued (it may not even load) but redone,
+        # which is what the workflow's rerun of train after such an edit asks for.
+        identity = f"{config_text}\n{manifest.digest}\n{fingerprint('train')}"
+        self.run_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self._resume()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -158,7 +162,7 @@ class Trainer:
             if path.exists():
                 path.rename(aside / path.name)
         warnings.warn(
-            f"{self.out_dir} held a run with another config or dataset: moved it to {aside} and starting over",
+            f"{self.out_dir} held a run with another config, dataset or training code: moved it to {aside} and starting over",
             stacklevel=3,
         )
 

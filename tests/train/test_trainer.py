@@ -212,11 +212,22 @@ def test_a_rerun_with_another_config_starts_over_and_keeps_the_old_run(tiny_quad
     assert same.step == first.total_steps and same.train() == []
     assert (tmp_path / "run" / "ckpt_final.pth").is_file(), "a complete run writes its final checkpoint again"
 
-    with pytest.warns(UserWarning, match="another config or dataset"):
+    with pytest.warns(UserWarning, match="another config, dataset or training code"):
         other = _trainer(tiny_quad, tmp_path / "run", learning_rate=2 * TINY_TRAIN["learning_rate"])
     assert other.step == 0 and not (tmp_path / "run" / "ckpt_latest.pth").exists()
     (aside,) = (tmp_path / "run").glob("replaced-*")
     assert (aside / "ckpt_final.pth").is_file() and (aside / "tensorboard").is_dir()
+
+
+def test_a_rerun_after_a_training_code_edit_starts_over(tiny_quad, tmp_path, monkeypatch):
+    first = _trainer(tiny_quad, tmp_path / "run")
+    first.train(until=1)
+    assert _trainer(tiny_quad, tmp_path / "run").step == 1  # the same code resumes
+    # What the workflow reruns train for: the fingerprint of the code `lab4d train` runs has changed.
+    monkeypatch.setattr("lab4d_core.train.trainer.fingerprint", lambda command: "edited")
+    with pytest.warns(UserWarning, match="another config, dataset or training code"):
+        edited = _trainer(tiny_quad, tmp_path / "run")
+    assert edited.step == 0 and len(list((tmp_path / "run").glob("replaced-*"))) == 1
 
 
 def test_hash_tables_train_at_their_own_learning_rate(tiny_quad, tmp_path):
