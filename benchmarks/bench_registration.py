@@ -12,8 +12,8 @@ have ill-defined canonical points) are rendered at their pixel in a, carried to 
 space by the model and out to frame b, and projected; the table gives the distance to the
 vertex's true projection in b, in training pixels. With ``--features`` each video also gets rows of
 feature-only registration: the dataset's feature at each vertex's pixel in a, matched to the canonical surface
-(``match_features``, as the feat_reproj loss does) instead of rendered, carried to b. ``global shift`` is the mean over pairs
-of the length of the error's mean vector: a shift of the whole object (e.g. a root-pose error)
+(``match_features``, as the feat_reproj loss does) instead of rendered, carried to b. ``global shift`` is the
+mean over pairs of the length of the error's mean vector: a shift of the whole object (e.g. a root-pose error)
 as opposed to articulation or shape, which move parts of it differently.
 """
 

@@ -485,7 +485,8 @@ FEATURE_ANCHORS = 8192
 synthetic stand-in features and their true embedding, 1024 points on demo-quad's body lie so far apart that a
 match misses by 1.3 px (median, 128 px arrays) against 0.6 px with 8192 (docs/features.md)."""
 ANCHOR_SUBDIVISION = 4
-"""Feature anchors are placed on a grid this many times finer than the proxy grid's, in the cells the surface crosses."""
+"""Feature anchors are placed on a grid this many times finer than the proxy grid's, in the cells the surface
+crosses."""
 FEATURE_MATCH_TOP_K = 16
 """A match averages only a pixel's best-scoring anchors: over the whole surface, a softmax warm enough to
 interpolate between neighbouring anchors also averages in far ones, which drags matches off the surface and

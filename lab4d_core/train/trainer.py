@@ -162,7 +162,8 @@ class Trainer:
             if path.exists():
                 path.rename(aside / path.name)
         warnings.warn(
-            f"{self.out_dir} held a run with another config, dataset or training code: moved it to {aside} and starting over",
+            f"{self.out_dir} held a run with another config, dataset or training code: moved it to {aside} and "
+            "starting over",
             stacklevel=3,
         )
 
